@@ -1,0 +1,1 @@
+"""The shipped graphs and their manifest, found with importlib.resources."""

@@ -1,0 +1,1 @@
+"""digitvae export: checkpoint -> ONNX graphs, manifest, parity fixtures (needs [train])."""

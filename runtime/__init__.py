@@ -1,0 +1,1 @@
+"""digitvae runtime: the three ONNX graphs on onnxruntime, with numpy; never torch."""

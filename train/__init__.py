@@ -1,0 +1,1 @@
+"""digitvae training: the model and its training loop (needs the [train] extra)."""

@@ -1,0 +1,91 @@
+"""``digitvae train``: argparse flags mirror ``TrainConfig``; torch is imported only on run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from digitvae.runtime.cli import Command
+from digitvae.runtime.errors import DigitVAEError
+from digitvae.runtime.optional import require
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .config import TrainConfig  # torch-free
+
+    defaults = TrainConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training images")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (one-cycle schedule)")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
+    parser.add_argument("--latent-size", type=int, default=defaults.latent_size, help="width of z (at least 10)")
+    parser.add_argument("--class-weight", type=float, default=defaults.class_weight, help="weight of the classifier's cross-entropy (the seed used 10)")
+    parser.add_argument("--gen-weight", type=float, default=defaults.gen_weight, help="weight of the generation/restyle consistency loss (0 = the plain seed)")
+    parser.add_argument("--augment", type=float, default=defaults.augment, help="share of each batch augmented (shift, rotation, scale, stroke width)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same machine, same result")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="train on the first N images only")
+    parser.add_argument("--eval-limit", type=int, default=None, metavar="N", help="evaluate on the first N test images only")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--data-dir", default=None, help="folder of the four MNIST IDX files (default: $DIGITVAE_DATA, else the cache, else download)")
+    parser.add_argument("--out", dest="out_dir", default=defaults.out_dir, help="folder for checkpoint, metrics and pictures")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its resume.pt")
+    parser.add_argument("--evaluate", metavar="CHECKPOINT", default=None, help="do not train: recompute every figure of CHECKPOINT on the full test set")
+    parser.add_argument("--json", action="store_true", help="with --evaluate: print the figures as JSON")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail in one line before training, not after an hour, if the output cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise DigitVAEError(f"cannot write to the output folder {folder} ({exc.strerror}): pass a writable --out") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    require("torch", "digitvae train")
+    require("tqdm", "digitvae train")
+    from digitvae.runtime.mnist import load_mnist
+
+    from .config import TrainConfig
+
+    if args.evaluate:
+        return evaluate_checkpoint(args.evaluate, args.data_dir, args.eval_limit, args.json)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    check_writable(Path(config.out_dir))
+    from .train import train
+
+    started = time.perf_counter()
+    train(config, load_mnist(config.data_dir))
+    minutes = (time.perf_counter() - started) / 60
+    print(f"trained in {minutes:.1f} min; checkpoint, metrics and pictures in {config.out_dir}")
+    return 0
+
+
+def evaluate_checkpoint(path: str, data_dir: str | None, limit: int | None, as_json: bool) -> int:
+    from digitvae.runtime.mnist import load_mnist
+
+    from . import checkpoint
+    from .train import as_tensors, evaluate
+
+    model, judge, _ = checkpoint.load_model(path)
+    data = load_mnist(data_dir)
+    images, labels = as_tensors(data.test_images, data.test_labels)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    figures = evaluate(model, judge, images, labels)
+    if as_json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key:32s} {value}")
+    return 0
+
+
+COMMAND = Command(help="train the VAE and classifier on MNIST (needs the [train] extra)", add_arguments=add_arguments, run=run)
