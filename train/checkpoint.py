@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.spec import FORMAT_VERSION, PRODUCT
 
 from .model import DigitVAE, Judge, ModelArgs
@@ -21,7 +22,7 @@ from .model import DigitVAE, Judge, ModelArgs
 KIND = f"{PRODUCT}-checkpoint"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DigitVAEError):
     """A checkpoint is missing, unreadable, or of another architecture or format."""
 
 
@@ -36,7 +37,7 @@ def save(path: Path, model: DigitVAE, judge: Judge, config: dict[str, Any], metr
         "metrics": metrics,
         "model": model.state_dict(),
         "judge": judge.state_dict(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         **(extra or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,9 @@ def read(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {path}: train one with 'digitvae train' or pass --checkpoint")
     try:
         # weights_only: a checkpoint is data; never run code from a file.
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion (a str subclass) is admitted for checkpoints written before it was str().
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         raise CheckpointError(f"cannot read checkpoint {path} ({type(exc).__name__}): the file is damaged or not a PyTorch checkpoint") from exc
     if not isinstance(state, dict) or state.get("kind") != KIND:

@@ -29,7 +29,8 @@ class ModelArgs:
 
     latent_size: int = DEFAULT_LATENT_SIZE  # width of z; the seed used 10
     vae_channels: int = 32  # first conv width of encoder/decoder; the second is twice it
-    vae_hidden: int = 256  # fully connected width between the conv stack and z
+    vae_hidden: int = 128  # fully connected width between the conv stack and z; keeps the
+    # encoder and decoder graphs near 1.7 MB each, so the wheel stays under 5 MB
     classifier_channels: int = 24  # first conv width of the classifier; doubles per stage
     classifier_dropout: float = 0.3  # before the classifier's last layer
 
