@@ -89,6 +89,9 @@ def check_manifest(manifest: Any, path: Path) -> None:
         raise ArtifactError(f"{path}: 'latent_size' must be an integer >= {spec.MIN_LATENT_SIZE}, got {latent!r}")
     if not isinstance(manifest.get("files"), dict):
         raise ArtifactError(f"{path}: 'files' must map file names to their sha256 and size")
+    for name in manifest["files"]:
+        if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ArtifactError(f"{path}: names '{name}', which is not a plain file name inside the artifacts folder: refused")
 
 
 def _read_inside(folder: Path, name: str, limit: int) -> bytes:

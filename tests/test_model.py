@@ -1,0 +1,75 @@
+"""The networks' shapes and the loss terms against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from digitvae.runtime import spec  # noqa: E402
+from digitvae.train.augment import augment  # noqa: E402
+from digitvae.train.model import DigitVAE, Judge, ModelArgs, kl_nats, one_hot, reconstruction_nats  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model() -> DigitVAE:
+    torch.manual_seed(0)
+    return DigitVAE(ModelArgs()).eval()
+
+
+def test_shapes(model):
+    x = torch.rand(5, 1, spec.IMAGE_SIZE, spec.IMAGE_SIZE)
+    mu, logvar = model.encoder(x)
+    assert mu.shape == logvar.shape == (5, spec.DEFAULT_LATENT_SIZE)
+    assert model.classifier(x).shape == (5, spec.NUM_CLASSES)
+    image = model.decoder.decode_image(mu, one_hot(torch.arange(5)))
+    assert image.shape == (5, 1, spec.IMAGE_SIZE, spec.IMAGE_SIZE)
+    assert 0 <= image.min() and image.max() <= 1
+    assert Judge()(x).shape == (5, spec.NUM_CLASSES)
+
+
+def test_latent_size_is_checked():
+    with pytest.raises(ValueError, match="at least 10"):
+        ModelArgs(latent_size=4)
+
+
+def test_kl_by_hand():
+    # KL(N(0,1)||N(0,1)) = 0; KL(N(mu,1)||N(0,1)) = mu^2/2 per dimension;
+    # KL(N(0,s^2)||N(0,1)) = (s^2 - 1 - log s^2)/2 per dimension.
+    zeros = torch.zeros(1, 3)
+    assert kl_nats(zeros, zeros).item() == pytest.approx(0.0)
+    assert kl_nats(torch.full((1, 3), 2.0), zeros).item() == pytest.approx(3 * 2.0)
+    logvar = torch.full((1, 3), math.log(4.0))
+    assert kl_nats(zeros, logvar).item() == pytest.approx(3 * (4 - 1 - math.log(4)) / 2)
+
+
+def test_reconstruction_by_hand():
+    # A pixel logit of 0 means p = 1/2: -log(1/2) = log 2 nats for any target, per pixel.
+    logits = torch.zeros(2, 1, 28, 28)
+    target = torch.rand(2, 1, 28, 28)
+    assert reconstruction_nats(logits, target).tolist() == pytest.approx([784 * math.log(2)] * 2, rel=1e-5)
+    # Target 1 with p = sigmoid(2): -log(sigmoid(2)) = log(1 + e^-2) per pixel.
+    nats = reconstruction_nats(torch.full((1, 1, 28, 28), 2.0), torch.ones(1, 1, 28, 28))
+    assert nats.item() == pytest.approx(784 * math.log1p(math.exp(-2)), rel=1e-5)
+
+
+def test_loss_terms_are_per_image_means(model):
+    x, y = torch.rand(4, 1, 28, 28), torch.arange(4)
+    mu, logvar = model.encoder(x)
+    g = torch.Generator().manual_seed(0)
+    each = model.loss_terms(x, y, mu, logvar, torch.Generator().manual_seed(0), reduce=False)
+    mean = model.loss_terms(x, y, mu, logvar, g)
+    assert mean.reconstruction.item() == pytest.approx(each.reconstruction.mean().item(), rel=1e-5)
+    assert mean.neg_elbo.item() == pytest.approx((each.reconstruction + each.kl).mean().item(), rel=1e-5)
+
+
+def test_augment_keeps_shape_range_and_share():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 28, 28)
+    out = augment(x, 0.5, g)
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    assert 0.3 < changed < 0.7
+    assert torch.equal(augment(x, 0.0, g), x)
