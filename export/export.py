@@ -22,6 +22,7 @@ from digitvae.runtime.novelty import calibrate
 
 from . import manifest
 from .errors import ExportError
+from .flops import flops_per_image
 from .golden import write_golden
 from .graphs import export_graphs
 
@@ -51,7 +52,7 @@ def write_manifest(folder: Path, state: dict[str, Any], thresholds: dict[str, An
     for path in sorted(folder.iterdir()):
         if path.suffix == ".onnx":
             precision = "int8" if path.name.endswith(spec.INT8_SUFFIX) else "fp32"
-            files[path.name] = manifest.file_entry(path, "graph", precision=precision)
+            files[path.name] = manifest.file_entry(path, "graph", precision=precision, flops_per_image=flops_per_image(path))
         elif path.name == spec.GOLDEN_FILE:
             files[path.name] = manifest.file_entry(path, "fixture")
         elif path.suffix in (".ort", ".config"):

@@ -1,0 +1,70 @@
+"""The runtime's command line: classify, generate, restyle, reconstruct, data, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+cv2 = pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory, mnist) -> list:
+    """Five MNIST test digits as photos would come: dark ink on white, enlarged."""
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i in range(5):
+        image = 255 - cv2.resize(mnist.test_images[i], (112, 112), interpolation=cv2.INTER_CUBIC)
+        framed = cv2.copyMakeBorder(image, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
+        path = folder / f"digit_{i}_{mnist.test_labels[i]}.png"
+        cv2.imwrite(str(path), framed)
+        paths.append(path)
+    return paths
+
+
+def test_help_lists_every_command():
+    out = run_cli("--help").stdout
+    for command in ("classify", "generate", "restyle", "reconstruct", "data", "train", "export"):
+        assert command in out
+
+
+def test_classify_reads_digit_photos(digit_files, mnist):
+    result = run_cli("classify", "--json", *map(str, digit_files))
+    read = json.loads(result.stdout)
+    assert [r["digits"][0]["digit"] for r in read] == [int(d) for d in mnist.test_labels[:5]]
+    plain = run_cli("classify", str(digit_files[0].parent)).stdout
+    assert plain.count(".png:") == 5
+
+
+def test_unreadable_files_are_reported_and_the_rest_still_read(digit_files, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    result = run_cli("classify", str(broken), str(digit_files[0]), str(tmp_path / "missing.png"), check=False)
+    assert result.returncode == 1
+    assert "broken.png: not an image" in result.stderr and "missing.png: no such file" in result.stderr
+    assert digit_files[0].name in result.stdout
+
+
+def test_generate_writes_a_grid(tmp_path):
+    out = tmp_path / "grid.png"
+    run_cli("generate", "-n", "6", "--seed", "1", "-o", str(out), "--scale", "1")
+    grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert grid.shape == (10 * 30 + 2, 6 * 30 + 2)
+
+
+def test_restyle_and_reconstruct(digit_files, tmp_path):
+    run_cli("restyle", str(digit_files[0]), "-o", str(tmp_path / "r.png"), "--scale", "1")
+    assert cv2.imread(str(tmp_path / "r.png"), cv2.IMREAD_GRAYSCALE).shape == (32, 11 * 30 + 2)
+    run_cli("reconstruct", str(digit_files[0]), "-o", str(tmp_path / "c.png"), "--scale", "1")
+    assert cv2.imread(str(tmp_path / "c.png"), cv2.IMREAD_GRAYSCALE).shape == (32, 62)
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    result = run_cli("generate", "--digit", "12", check=False)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+    result = run_cli("classify", "--artifacts", str(tmp_path / "none"), str(tmp_path), check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
