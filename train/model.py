@@ -183,11 +183,16 @@ class DigitVAE(nn.Module):
         self.classifier = Classifier(args)
 
     def loss_terms(self, image: torch.Tensor, label: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None = None, reduce: bool = True) -> LossTerms:
-        """The seed's loss terms for a batch whose encoding (mu, logvar) is already known."""
+                   generator: torch.Generator | None = None, reduce: bool = True,
+                   classifier_image: torch.Tensor | None = None) -> LossTerms:
+        """The seed's loss terms for a batch whose encoding (mu, logvar) is already known.
+
+        ``classifier_image`` (default ``image``) is what the classifier reads: training
+        passes an augmented copy of the batch there, the VAE terms use the clean images.
+        """
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation trick
-        logits = self.classifier(image)
+        logits = self.classifier(image if classifier_image is None else classifier_image)
         # The seed's scheme: the decoder learns from what the classifier sees. Detached, so
         # that reconstruction cannot push style information into the classifier's output.
         digit = F.softmax(logits, dim=1).detach()

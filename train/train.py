@@ -79,11 +79,14 @@ def train_one_epoch(model: DigitVAE, judge: Judge, optimizer: torch.optim.Optimi
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", leave=False, disable=None)
     for start in bar:
         idx = order[start : start + config.batch_size]
-        x, y = augment(images[idx], config.augment, generator), labels[idx]
+        # The VAE learns clean digits (the test set is clean, and augmented ones cost it
+        # ~28 nats each); the classifier and judge, which read camera crops, see augmented ones.
+        x, y = images[idx], labels[idx]
+        x_augmented = augment(x, config.augment, generator)
         mu, logvar = model.encoder(x)
-        terms = model.loss_terms(x, y, mu, logvar, generator)
+        terms = model.loss_terms(x, y, mu, logvar, generator, classifier_image=x_augmented)
         gen = consistency_loss(model, mu, generator) if config.gen_weight > 0 else torch.zeros(())
-        judged = F.cross_entropy(judge(x), y)
+        judged = F.cross_entropy(judge(x_augmented), y)
         loss = terms.neg_elbo + config.class_weight * terms.classification + config.gen_weight * gen + judged
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
