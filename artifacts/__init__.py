@@ -1,1 +1,2 @@
-"""The shipped graphs and their manifest, found with importlib.resources."""
+"""The shipped graphs and their manifest (the repository's artifacts/ folder), found by
+``DigitVAE.load()`` with importlib.resources."""

@@ -55,7 +55,7 @@ def resolve_folder(folder: str | os.PathLike[str] | None) -> Path:
         return Path(folder)
     if os.environ.get(ENV_ARTIFACTS):
         return Path(os.environ[ENV_ARTIFACTS])
-    return Path(str(resources.files("digitvae.runtime.artifacts")))
+    return Path(str(resources.files("digitvae.runtime.shipped")))
 
 
 def graph_file(name: str, precision: str) -> str:

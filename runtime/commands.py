@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bench, data_cli, spec
+from . import bench, data_cli, demo, spec
 from .cli import Command
 from .errors import DigitVAEError
 from .pictures import tile, write_png
@@ -168,6 +168,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "data": data_cli.COMMAND,
+    "demo": demo.COMMAND,
     "bench": Command(help="measure speed, size, memory and accuracy; write BENCHMARKS.md", add_arguments=bench.add_arguments, run=bench.run),
     "classify": Command(help="read the digits in image files or folders", add_arguments=_add_classify, run=_run_classify),
     "generate": Command(help="draw a digit (or all ten) in random handwriting styles", add_arguments=_add_generate, run=_run_generate),

@@ -32,6 +32,9 @@ MAX_ROTATION_DEG: Final = 15.0  # each digit's own tilt
 MAX_PERSPECTIVE: Final = 0.05  # corner jitter, share of the frame size (page tilt)
 MARGIN: Final = 0.08  # digits stay this share of the frame away from its edges,
 # more than the perspective jitter, so that no digit leaves the frame.
+MAX_DIGITS: Final = 30  # per frame
+MAX_LINES: Final = 6  # lines that fit the frame's height at the smallest digit height
+MAX_PER_LINE: Final = 12  # digits that fit one line's width at the smallest digit height
 MAX_MARKS: Final = 3  # non-digit marks per frame (dashes, crosses, stars)
 MARK_SIZE: Final = (6, 36)  # pixels
 
@@ -93,8 +96,10 @@ class FrameGenerator:
         rng = self._rng(index)
         n = int(rng.integers(1, 11)) if n_digits is None else int(n_digits)
         n_lines = int(rng.integers(1, min(3, max(n, 1)) + 1)) if lines is None else int(lines)
-        if not 1 <= n <= 30 or not 1 <= n_lines <= n:
-            raise ValueError(f"expected 1 <= lines <= n_digits <= 30, got n_digits={n}, lines={n_lines}")
+        if not 1 <= n <= MAX_DIGITS or not 1 <= n_lines <= min(n, MAX_LINES) or -(-n // n_lines) > MAX_PER_LINE:
+            raise ValueError(f"expected 1 <= lines <= n_digits <= {MAX_DIGITS}, at most {MAX_LINES} lines "
+                             f"of at most {MAX_PER_LINE} digits (what fits the frame at the smallest digit "
+                             f"height); got n_digits={n}, lines={n_lines}")
         return self._render(rng, n, n_lines, light_ink)
 
     def blank_frame(self, *, light_ink: bool = False, index: int | None = None) -> Frame:
@@ -119,7 +124,7 @@ class FrameGenerator:
         stroke = _stroke_width(glyphs)
         _marks(rng, page, surface, _occupied(glyphs, origins), stroke)
         homography = paper.perspective(rng, (h, w), MAX_PERSPECTIVE)
-        boxes = [_ink(page, g, o, surface, homography) for g, o in zip(glyphs, origins)]
+        boxes = [_write_glyph(page, g, o, surface, homography) for g, o in zip(glyphs, origins)]
         page = cv2.warpPerspective(page, homography, (w, h), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT101)
         page *= paper.lighting(rng, (h, w))[..., None]
@@ -169,7 +174,7 @@ class FrameGenerator:
         return glyphs, origins, line_of
 
     def _glyph(self, rng: np.random.Generator, index: int, height: float, surface: Surface) -> _Glyph:
-        scale = height * rng.uniform(0.9, 1.1)
+        scale = float(np.clip(height * rng.uniform(0.9, 1.1), *DIGIT_HEIGHT))  # ink height, px
         angle = rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG)
         alpha = _render_digit(self.images[index], scale, angle)
         alpha = _ink_texture(rng, alpha, surface.light_ink)
@@ -310,7 +315,7 @@ def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
-def _ink(page: np.ndarray, glyph: _Glyph, origin: tuple[int, int], surface: Surface,
+def _write_glyph(page: np.ndarray, glyph: _Glyph, origin: tuple[int, int], surface: Surface,
          homography: np.ndarray) -> Box:
     """Write one glyph onto the page in place and return its ink box in frame pixels
     (after the page's perspective): the bounding box of its pixels at least half inked."""

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-size", type=int, default=defaults.latent_size, help="width of z (at least 10)")
     parser.add_argument("--class-weight", type=float, default=defaults.class_weight, help="weight of the classifier's cross-entropy (the seed used 10)")
     parser.add_argument("--gen-weight", type=float, default=defaults.gen_weight, help="weight of the generation/restyle consistency loss (0 = the plain seed)")
+    parser.add_argument("--outlier-weight", type=float, default=defaults.outlier_weight, help="weight of outlier exposure: the classifier's cross-entropy to uniform on drawn non-digits (0 = off)")
     parser.add_argument("--augment", type=float, default=defaults.augment, help="share of the classifier's batch augmented (shift, rotation, scale, stroke width); the VAE learns clean digits")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same machine, same result")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="train on the first N images only")

@@ -15,6 +15,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # mild, decoupled (AdamW); mostly for the classifier
     class_weight: float = 10.0  # the seed weighted cross-entropy 10x against the VAE loss
     gen_weight: float = 10.0  # generation/restyle consistency; 0 reproduces the plain seed
+    outlier_weight: float = 0.5  # outlier exposure (Hendrycks et al. 2019 use 0.5); 0 = off
     augment: float = 0.5  # share of the classifier's batch shifted, rotated, scaled, re-stroked
     latent_size: int = DEFAULT_LATENT_SIZE  # width of z
     seed: int = 0  # same seed, same machine, same result

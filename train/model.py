@@ -21,6 +21,7 @@ from torch import nn
 from digitvae.runtime.spec import IMAGE_SIZE, MIN_LATENT_SIZE, NUM_CLASSES, DEFAULT_LATENT_SIZE
 
 FEATURE_SIDE = IMAGE_SIZE // 4  # two stride-2 stages: 28 -> 14 -> 7
+SIDES = {2: FEATURE_SIDE, 3: 4}  # a third stage (3x3, stride 2, padding 1): 7 -> 4
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,13 @@ class ModelArgs:
     vae_channels: int = 32  # first conv width of encoder/decoder; the second is twice it
     vae_hidden: int = 128  # fully connected width between the conv stack and z; keeps the
     # encoder and decoder graphs near 1.7 MB each, so the wheel stays under 5 MB
+    vae_stages: int = 2  # stride-2 conv stages of encoder/decoder: 2 (28->7) or 3 (28->4)
     classifier_channels: int = 24  # first conv width of the classifier; doubles per stage
     classifier_dropout: float = 0.3  # before the classifier's last layer
 
     def __post_init__(self) -> None:
+        if self.vae_stages not in SIDES:
+            raise ValueError(f"vae_stages must be 2 or 3, got {self.vae_stages}")
         if self.latent_size < MIN_LATENT_SIZE:
             raise ValueError(f"latent_size must be at least {MIN_LATENT_SIZE}, got {self.latent_size}")
 
@@ -53,11 +57,13 @@ class Encoder(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         c = args.vae_channels
+        third = [nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.ReLU()] if args.vae_stages == 3 else []  # 7 -> 4
         self.features = nn.Sequential(
             nn.Conv2d(1, c, 4, stride=2, padding=1), nn.ReLU(),  # 28 -> 14
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            *third,
             nn.Flatten(),
-            nn.Linear(2 * c * FEATURE_SIDE**2, args.vae_hidden), nn.ReLU(),
+            nn.Linear(2 * c * SIDES[args.vae_stages] ** 2, args.vae_hidden), nn.ReLU(),
         )
         self.fc_mu = nn.Linear(args.vae_hidden, args.latent_size)
         self.fc_logvar = nn.Linear(args.vae_hidden, args.latent_size)
@@ -77,13 +83,15 @@ class Decoder(nn.Module):
 
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        c = args.vae_channels
+        c, side = args.vae_channels, SIDES[args.vae_stages]
         self.fc = nn.Sequential(
             nn.Linear(args.latent_size + NUM_CLASSES, args.vae_hidden), nn.ReLU(),
-            nn.Linear(args.vae_hidden, 2 * c * FEATURE_SIDE**2), nn.ReLU(),
+            nn.Linear(args.vae_hidden, 2 * c * side**2), nn.ReLU(),
         )
+        third = [nn.ConvTranspose2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.ReLU()] if args.vae_stages == 3 else []  # 4 -> 7
         self.deconv = nn.Sequential(
-            nn.Unflatten(1, (2 * c, FEATURE_SIDE, FEATURE_SIDE)),
+            nn.Unflatten(1, (2 * c, side, side)),
+            *third,
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
             nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),  # 14 -> 28
         )
@@ -184,15 +192,15 @@ class DigitVAE(nn.Module):
 
     def loss_terms(self, image: torch.Tensor, label: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None, reduce: bool = True,
-                   classifier_image: torch.Tensor | None = None) -> LossTerms:
+                   logits: torch.Tensor | None = None) -> LossTerms:
         """The seed's loss terms for a batch whose encoding (mu, logvar) is already known.
 
-        ``classifier_image`` (default ``image``) is what the classifier reads: training
-        passes an augmented copy of the batch there, the VAE terms use the clean images.
+        ``logits`` (default: the classifier on ``image``) lets training pass what the
+        classifier made of an augmented copy of the batch; the VAE terms use clean images.
         """
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation trick
-        logits = self.classifier(image if classifier_image is None else classifier_image)
+        logits = self.classifier(image) if logits is None else logits
         # The seed's scheme: the decoder learns from what the classifier sees. Detached, so
         # that reconstruction cannot push style information into the classifier's output.
         digit = F.softmax(logits, dim=1).detach()

@@ -34,6 +34,7 @@ from digitvae.runtime.spec import CHECKPOINT_FILE, NUM_CLASSES
 
 from . import checkpoint
 from .augment import augment
+from .outliers import outliers
 from .config import TrainConfig
 from .model import DigitVAE, Judge, ModelArgs, one_hot
 
@@ -84,15 +85,22 @@ def train_one_epoch(model: DigitVAE, judge: Judge, optimizer: torch.optim.Optimi
         x, y = images[idx], labels[idx]
         x_augmented = augment(x, config.augment, generator)
         mu, logvar = model.encoder(x)
-        terms = model.loss_terms(x, y, mu, logvar, generator, classifier_image=x_augmented)
+        # Digits and outliers in one classifier pass, so batch norm sees them together
+        # (as Hendrycks et al. do); the outliers' target is the uniform distribution.
+        odd = outliers(len(x) // 2, x, y, generator) if config.outlier_weight > 0 else x[:0]
+        logits = model.classifier(torch.cat([x_augmented, odd]))
+        terms = model.loss_terms(x, y, mu, logvar, generator, logits=logits[: len(x)])
+        uniform_ce = -F.log_softmax(logits[len(x) :], dim=1).mean() if len(odd) else torch.zeros(())
         gen = consistency_loss(model, mu, generator) if config.gen_weight > 0 else torch.zeros(())
         judged = F.cross_entropy(judge(x_augmented), y)
-        loss = terms.neg_elbo + config.class_weight * terms.classification + config.gen_weight * gen + judged
+        classification = terms.classification + config.outlier_weight * uniform_ce
+        loss = terms.neg_elbo + config.class_weight * classification + config.gen_weight * gen + judged
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        step = {"neg_elbo": terms.neg_elbo.item(), "ce": terms.classification.item(), "gen_ce": gen.item()}
+        step = {"neg_elbo": terms.neg_elbo.item(), "ce": terms.classification.item(), "gen_ce": gen.item(),
+                "outlier_ce": uniform_ce.item()}
         for k, v in step.items():
             sums[k] = sums.get(k, 0.0) + v * len(idx)
         bar.set_postfix(elbo=f"{step['neg_elbo']:.1f}", ce=f"{step['ce']:.3f}", gen=f"{step['gen_ce']:.3f}")
@@ -142,6 +150,8 @@ def evaluate(model: DigitVAE, judge: Judge, images: torch.Tensor, labels: torch.
         totals["kl"] += terms.kl.sum().item()
     n = len(images)
     gen_acc, gen_per_digit = generation_accuracy(model, judge, per_digit=500, seed=EVAL_SEED)
+    odd = outliers(1000, images[:500], labels[:500], torch.Generator().manual_seed(EVAL_SEED))
+    outlier_confidence = F.softmax(model.classifier(odd), dim=1).max(1).values.mean().item()
     return {
         "test_accuracy": totals["correct"] / n,
         "test_neg_elbo": (totals["reconstruction"] + totals["kl"]) / n,
@@ -152,6 +162,7 @@ def evaluate(model: DigitVAE, judge: Judge, images: torch.Tensor, labels: torch.
         "generation_accuracy_min_digit": min(gen_per_digit),
         "generation_accuracy_per_digit": gen_per_digit,
         "restyle_accuracy": restyle_accuracy(model, judge, images[:1000]),
+        "outlier_confidence": outlier_confidence,  # mean top probability on drawn non-digits
         "test_images": n,
     }
 
@@ -257,7 +268,8 @@ def report(metrics: dict[str, Any], out: Path) -> None:
         f"(recon {metrics['test_reconstruction']:.2f} + KL {metrics['test_kl']:.2f})  "
         f"generated digits read right {100 * metrics['generation_accuracy']:.2f}% "
         f"(worst digit {100 * metrics['generation_accuracy_min_digit']:.1f}%)  "
-        f"restyle {100 * metrics['restyle_accuracy']:.2f}%",
+        f"restyle {100 * metrics['restyle_accuracy']:.2f}%  "
+        f"confidence on non-digits {metrics['outlier_confidence']:.2f}",
         flush=True,
     )
     out.mkdir(parents=True, exist_ok=True)

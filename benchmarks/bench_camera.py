@@ -1,0 +1,122 @@
+"""Reading digits in camera frames: speed per frame and accuracy on generated frames.
+
+Speed (issue 5: a 640x480 frame with up to 10 digits in at most 5 ms, median, one core):
+for frames of 1, 5 and 10 digits, the median per-frame time of
+
+* image work: gray conversion, ink map, strokes, grouping, crops (``DigitReader.locate``);
+* onnxruntime: the one batched model call (``DigitReader.judge``: the three graphs and
+  the runtime's numpy around them);
+* the rest: building the detections, and everything else ``read`` does;
+
+and the end-to-end median of ``DigitReader.read`` timed on its own. onnxruntime runs on
+one thread and OpenCV on one thread, so the figures are one core's.
+
+Accuracy (issue 5: >= 98% of digits read right, <= 1% of detections spurious, <= 1 false
+digit per 100 blank frames): ``evaluate_reader`` over generated frames.
+
+    python benchmarks/bench_camera.py                          # shipped artifacts, both parts
+    python benchmarks/bench_camera.py --artifacts DIR --frames 500 --blank 200 --json out.json
+    python benchmarks/bench_camera.py --speed-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+from digitvae.runtime import DigitVAE
+from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.evaluate import evaluate_reader
+from digitvae.runtime.frames import FrameGenerator
+from digitvae.runtime.optional import require
+
+DIGIT_COUNTS = (1, 5, 10)
+
+
+def _median_ms(samples: list[float]) -> float:
+    return 1000.0 * float(np.median(samples))
+
+
+def speed(reader: DigitReader, gen: FrameGenerator, n_digits: int, frames: int, repeats: int) -> dict[str, Any]:
+    """Median per-frame times (ms) over ``frames`` frames, each read ``repeats`` times."""
+    images = [gen.frame(n_digits, index=10_000 + 100 * n_digits + i).image for i in range(frames)]
+    image_work, model, rest, total, found = [], [], [], [], []
+    for image in images:
+        reader.read(image)  # warm-up: first-call allocations are not the steady state
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            cands = reader.locate(image)
+            t1 = time.perf_counter()
+            judged = reader.judge(cands.crops) if cands.boxes else None
+            t2 = time.perf_counter()
+            t3 = time.perf_counter()
+            reader.read(image)
+            t4 = time.perf_counter()
+            image_work.append(t1 - t0)
+            model.append(t2 - t1)
+            total.append(t4 - t3)
+            rest.append(max(0.0, (t4 - t3) - (t2 - t0)))
+            found.append(len(cands.boxes))
+            del judged
+    return {"digits": n_digits, "candidates_median": float(np.median(found)),
+            "image_ms": _median_ms(image_work), "onnxruntime_ms": _median_ms(model),
+            "rest_ms": _median_ms(rest), "total_ms": _median_ms(total)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
+    parser.add_argument("--frames", type=int, default=500, help="generated frames for accuracy")
+    parser.add_argument("--blank", type=int, default=200, help="blank frames for false digits")
+    parser.add_argument("--speed-frames", type=int, default=20, help="frames per digit count for speed")
+    parser.add_argument("--repeats", type=int, default=5, help="reads per speed frame")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--accuracy-only", action="store_true")
+    parser.add_argument("--light-ink", action="store_true", help="also measure chalk-on-board frames")
+    parser.add_argument("--json", default=None, help="write the numbers to this JSON file")
+    args = parser.parse_args()
+
+    cv2 = require("cv2", "the camera benchmark")
+    cv2.setNumThreads(1)  # one core, as the issue asks
+    vae = DigitVAE.load(args.artifacts, threads=1)
+    reader = DigitReader(vae)
+    gen = FrameGenerator.from_mnist(args.seed)
+    out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                           "python": platform.python_version(), "artifacts": str(vae.artifacts.folder)}
+    if not args.accuracy_only:
+        out["speed"] = [speed(reader, gen, n, args.speed_frames, args.repeats) for n in DIGIT_COUNTS]
+        print("| digits | candidates | image work ms | onnxruntime ms | rest ms | read() ms |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for row in out["speed"]:
+            print(f"| {row['digits']} | {row['candidates_median']:.0f} | {row['image_ms']:.2f} | "
+                  f"{row['onnxruntime_ms']:.2f} | {row['rest_ms']:.2f} | {row['total_ms']:.2f} |")
+    if not args.speed_only:
+        polarities = [False, True] if args.light_ink else [False]
+        out["accuracy"] = {}
+        for light in polarities:
+            t0 = time.perf_counter()
+            result = evaluate_reader(reader, args.frames, args.seed, args.blank, light_ink=light, generator=gen)
+            result["seconds"] = time.perf_counter() - t0
+            out["accuracy"]["chalk" if light else "ink"] = result
+            print(f"\n{'chalk on board' if light else 'ink on paper'}: {result['frames']} frames, "
+                  f"{result['true_digits']} digits, {result['blank_frames']} blank frames")
+            print("| digits read right | found | true digits rejected | spurious detections "
+                  "| frames read in order | false digits / 100 blank |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            print(f"| {100 * result['digit_accuracy']:.2f}% | {100 * result['found']:.2f}% | "
+                  f"{100 * result['true_digits_rejected']:.2f}% | {100 * result['spurious_rate']:.2f}% | "
+                  f"{100 * result['frames_read_in_order']:.1f}% | {result['false_digits_per_100_blank']:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Read handwritten digits in camera frames: ``DigitReader(vae).read(frame)`` (OpenCV).
+
+A frame (BGR or gray, any size and depth, see :mod:`.frame_input`) goes through the image
+work of :mod:`.segment` (where the digits are) and :mod:`.crops` (each one normalised as
+MNIST was), then *all* crops of the frame go to the model in one batch, and come back as
+:class:`Detection` objects in reading order.
+
+    from digitvae.runtime import DigitVAE
+    from digitvae.runtime.camera import DigitReader
+    reader = DigitReader(DigitVAE.load())
+    for d in reader.read(frame):
+        print(d.line, d.digit, f"{d.probability:.2f}", d.is_digit, d.box)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from . import crops, segment
+from .frame_input import to_gray
+from .segment import Box
+from .spec import IMAGE_SIZE
+
+MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
+MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
+MAX_HEIGHT_SHARE: Final = 0.95  # a digit can fill almost the whole frame height
+MAX_DIGITS: Final = 64  # candidates per frame sent to the model, largest first
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One candidate digit in a frame.
+
+    ``box`` (x, y, w, h) in frame pixels; ``crop`` float32 (28, 28) in [0, 1], MNIST
+    normalised; ``digit`` 0-9 and its ``probability``; ``is_digit`` False when the model
+    rejects the crop as not a digit at all; ``line`` the text line, from 0 at the top.
+    """
+
+    box: Box
+    crop: np.ndarray
+    digit: int
+    probability: float
+    is_digit: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The image work's result for one frame, in reading order: boxes in frame pixels,
+    crops float32 (N, 28, 28), line numbers, and whether the ink was light on dark."""
+
+    boxes: list[Box]
+    crops: np.ndarray
+    lines: list[int]
+    light_ink: bool
+
+
+class DigitModel(Protocol):
+    """What the reader needs of a model (``DigitVAE`` has it)."""
+
+    def classify(self, images: Any) -> np.ndarray: ...
+
+    def is_digit(self, images: Any) -> np.ndarray: ...
+
+
+class DigitReader:
+    """Finds, normalises and reads every digit in a camera frame."""
+
+    def __init__(self, vae: DigitModel, *, max_side: int = MAX_SIDE, min_height: int = MIN_HEIGHT,
+                 max_digits: int = MAX_DIGITS) -> None:
+        """``vae``: a ``DigitVAE`` (or anything with ``classify`` and ``is_digit``; an
+        ``assess`` method, when present, does both in one pass). ``max_side``: frames
+        are shrunk to at most this many pixels per side first; ``min_height``: smallest
+        digit height in pixels (of the shrunk frame); ``max_digits``: at most this many
+        candidates per frame, the largest, go to the model."""
+        for name, value in (("max_side", max_side), ("min_height", min_height), ("max_digits", max_digits)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        self.vae, self.max_side, self.min_height, self.max_digits = vae, max_side, min_height, max_digits
+
+    def read(self, frame: Any) -> list[Detection]:
+        """A BGR or gray frame -> the digits in it, in reading order (lines top to
+        bottom, left to right). An empty page (or a frame too small to hold a digit)
+        gives []; a frame that is not an image raises ``TypeError``/``ValueError``."""
+        found = self.locate(frame)
+        if not found.boxes:
+            return []
+        probabilities, accepted = self.judge(found.crops)
+        return [
+            Detection(box=box, crop=crop, digit=int(p.argmax()), probability=float(p.max()),
+                      is_digit=bool(ok), line=line)
+            for box, crop, p, ok, line in zip(found.boxes, found.crops, probabilities, accepted, found.lines)
+        ]
+
+    def locate(self, frame: Any) -> Candidates:
+        """The image work alone: where the candidate digits are and their MNIST crops."""
+        gray, scale = to_gray(frame, self.max_side)
+        empty = Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], False)
+        if min(gray.shape) < self.min_height:
+            return empty
+        ink = segment.ink_map(gray)
+        max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
+        strokes = segment.find_strokes(ink.contrast, self.min_height, max_height)
+        groups = segment.group_digits(strokes.pieces, self.min_height, max_height)
+        kept = self._crops(ink.contrast, strokes.binary, groups)
+        if not kept:
+            return Candidates([], empty.crops, [], ink.light_ink)
+        order = segment.reading_order([box for box, _ in kept])
+        boxes = [_to_frame(kept[i][0], scale) for i, _ in order]
+        stack = np.stack([kept[i][1] for i, _ in order])
+        return Candidates(boxes, stack, [line for _, line in order], ink.light_ink)
+
+    def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
+        one batch through the model."""
+        assess = getattr(self.vae, "assess", None)
+        if callable(assess):
+            verdict = assess(crops_)
+            return np.asarray(verdict.probabilities), np.asarray(verdict.is_digit, dtype=bool)
+        return np.asarray(self.vae.classify(crops_)), np.asarray(self.vae.is_digit(crops_), dtype=bool)
+
+    def _crops(self, contrast: np.ndarray, binary: np.ndarray, groups: list[segment.Group]
+               ) -> list[tuple[Box, np.ndarray]]:
+        """(tight box, normalised crop) of the groups whose ink is strong enough, at most
+        ``max_digits`` of them, the largest first."""
+        groups = sorted(groups, key=lambda g: -g.box[2] * g.box[3])
+        out = []
+        for group in groups:
+            box, strokes = segment.group_mask(group, binary)
+            x, y, w, h = box
+            region = contrast[y:y + h, x:x + w]
+            core, peak = crops.ink_strength(region, strokes)
+            if peak < crops.MIN_PEAK or h < self.min_height:
+                continue  # faint (a rule, a smudge, a shadow edge), or only specks
+            out.append((box, crops.mnist_crop(crops.ink_levels(region, strokes, core))))
+            if len(out) == self.max_digits:
+                break
+        return out
+
+
+def _to_frame(box: Box, scale: float) -> Box:
+    """A box in (possibly shrunk) working pixels -> frame pixels."""
+    if scale == 1.0:
+        return box
+    x, y, w, h = box
+    return (int(round(x / scale)), int(round(y / scale)), max(1, int(round(w / scale))),
+            max(1, int(round(h / scale))))

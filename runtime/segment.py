@@ -1,0 +1,413 @@
+"""Where the digits are in a gray frame: ink map, strokes, digits, lines (OpenCV + numpy).
+
+The steps, each robust to what a webcam sees:
+
+1. :func:`ink_map`: the ink's polarity (dark on paper, or chalk on a board) is decided
+   first; then the paper's own brightness is estimated by a morphological closing at low
+   resolution, which erases strokes but keeps shadows and light gradients, and ink is
+   what is darker than its local paper, as a *ratio* of that paper's brightness, so that
+   a digit in shadow reads like one in light.
+2. :func:`find_strokes`: Otsu's threshold on the ink map (kept above a floor, so that an
+   empty page stays empty), connected components (found at half resolution, where they
+   cost a quarter), and a second, higher threshold inside any component that cannot be
+   one digit (too large, a mesh with many holes, or faint on average): rules, grid lines
+   or a shadow's narrow tip that touch the digits.
+3. :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
+   "4" in two pieces): pieces that share a column range and sit close above one another.
+   Groups are kept by size and aspect.
+4. :func:`reading_order`: boxes clustered into lines by vertical overlap, lines top to
+   bottom, boxes left to right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from .optional import require
+
+cv2 = require("cv2", "finding digits in camera frames")
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+CLOSING_SHARE: Final = 0.15  # paper kernel, share of the frame's shorter side: wider than
+# the strokes of the largest digit a frame can hold, narrower than a shadow's extent.
+SMALL_KERNEL: Final = 9  # that kernel in pixels of the reduced image the closing runs on
+MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 28x28 image
+POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is judged:
+# small digits (24 px in a 480 px frame) must still be a few pixels tall there.
+POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
+POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is estimated
+POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
+MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
+INK_FLOOR: Final = 60  # lowest ink threshold, contrast 0..255 (~24% darker than paper)
+INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
+HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
+WEAK_MEAN: Final = 70  # mean contrast (at label resolution) below which a large piece
+# is re-thresholded: blocks half inked by a dark stroke average well above it
+MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
+MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
+MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page of text
+
+
+@dataclass(frozen=True)
+class InkMap:
+    """``contrast`` uint8 (H, W): how much darker than its local paper each pixel is
+    (0 none, 255 black on white; chalk frames are inverted first); ``light_ink`` says
+    whether the frame was light ink on a dark surface."""
+
+    contrast: np.ndarray
+    light_ink: bool
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A connected stroke. ``box`` (x, y, w, h) is in frame pixels; its pixels are
+    ``labels == label`` in a label image at detection size (``factor`` frame pixels per
+    label pixel) whose [0, 0] sits at ``origin`` (detection pixels)."""
+
+    box: Box
+    area: int
+    labels: np.ndarray
+    label: int
+    origin: tuple[int, int]
+    factor: int
+
+
+@dataclass(frozen=True)
+class Strokes:
+    """The ink pixels of a frame: ``binary`` uint8 (H, W), 255 = ink, and its pieces."""
+
+    binary: np.ndarray
+    pieces: list[Piece]
+
+
+@dataclass(frozen=True)
+class Group:
+    """The strokes of one candidate digit and their joint box (frame pixels)."""
+
+    box: Box
+    pieces: tuple[Piece, ...]
+
+
+# --- 1. ink map ------------------------------------------------------------------------
+
+
+def ink_map(gray: np.ndarray) -> InkMap:
+    """Gray uint8 (H, W) -> :class:`InkMap` (see the module docstring, step 1)."""
+    h, w = gray.shape
+    # One reduction by halvings (OpenCV's fast path) serves the polarity test and,
+    # reduced further, the paper estimate.
+    small = _halve(gray, POLARITY_SIDE)
+    factor = h / small.shape[0]
+    light = _light_ink(small)
+    if light:  # chalk: invert, so that ink is dark on a light surface from here on
+        gray, small = cv2.bitwise_not(gray), cv2.bitwise_not(small)
+    side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) / factor  # the kernel, in small's pixels
+    smaller = _shrink(small, SMALL_KERNEL / side)
+    k = max(3, int(round(side * smaller.shape[0] / small.shape[0])) | 1)
+    paper_small = cv2.morphologyEx(smaller, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    paper = paper_small if paper_small.shape == gray.shape else cv2.resize(paper_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    darker = cv2.subtract(paper, gray)
+    contrast = cv2.divide(darker, cv2.max(paper, MIN_PAPER), scale=255.0)
+    return InkMap(contrast=contrast, light_ink=light)
+
+
+def _halve(gray: np.ndarray, min_side: int) -> np.ndarray:
+    """Area-averaged halvings while the shorter side stays at least ``min_side``."""
+    while min(gray.shape) // 2 >= min_side:
+        h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
+        gray = cv2.resize(gray[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def _shrink(gray: np.ndarray, scale: float) -> np.ndarray:
+    """Area-averaged copy at ``scale`` (never enlarged)."""
+    if scale >= 1.0:
+        return gray
+    h, w = gray.shape
+    return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _light_ink(small: np.ndarray) -> bool:
+    """True when the frame's strokes are brighter than their surroundings (chalk on a
+    board), False for dark ink on paper.
+
+    The surface is most of every neighbourhood, so a median filter (at a coarse scale,
+    where it is cheap) gives its brightness, and keeps shadow edges sharp; strokes stand
+    out from it on one side, strongly, while noise and texture spread to both sides
+    about equally; the strongest responses (a high percentile) on each side decide.
+    (A morphological top-hat would not do: the paper *between* dark strokes is itself a
+    thin bright feature; nor would a local mean, which smears shadow edges.)"""
+    coarse = _shrink(small, POLARITY_COARSE / min(small.shape))
+    k = max(3, (min(coarse.shape) // POLARITY_WINDOW) | 1)
+    surface = cv2.medianBlur(coarse, min(k, 255))
+    if surface.shape != small.shape:
+        surface = cv2.resize(surface, small.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    darker, brighter = cv2.subtract(surface, small), cv2.subtract(small, surface)
+    # Two tails: the broader one holds when ink is plentiful, the thinner one when a few
+    # small digits share the frame with a shadow's edge (whose responses are broad, weak).
+    return _tails(brighter, POLARITY_TAILS) > _tails(darker, POLARITY_TAILS)
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile (nearest rank) of an array: np.partition, far cheaper than
+    np.percentile on the small arrays here."""
+    flat = values.reshape(-1)
+    k = min(len(flat) - 1, max(0, int(q * len(flat))))
+    return float(np.partition(flat, k)[k])
+
+
+def _tails(values: np.ndarray, qs: tuple[float, ...]) -> float:
+    """Sum of the q-quantiles of a uint8 image, from its histogram (one pass)."""
+    hist = cv2.calcHist([values], [0], None, [256], [0, 256]).ravel()
+    cdf = np.cumsum(hist) / max(float(hist.sum()), 1.0)
+    return float(sum(int(np.searchsorted(cdf, q)) for q in qs))
+
+
+# --- 2. strokes -----------------------------------------------------------------------
+
+
+def ink_threshold(contrast: np.ndarray) -> int:
+    """Otsu's threshold on the contrast map, kept within [INK_FLOOR, INK_CEILING]."""
+    # Every other pixel gives the same histogram shape at a quarter of the cost.
+    sample = np.ascontiguousarray(contrast[::2, ::2]) if min(contrast.shape) >= 64 else contrast
+    otsu, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return int(min(max(otsu, INK_FLOOR), INK_CEILING))
+
+
+def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Strokes:
+    """The ink pixels and their connected components (see step 2)."""
+    threshold = ink_threshold(contrast)
+    _, binary = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)
+    factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
+    coarse = _shrink(contrast, 1.0 / factor)  # the contrast at label resolution
+    pieces: list[Piece] = []
+    for piece in _components(binary, (0, 0), factor):
+        if (_oversize(piece.box, max_height, min_height) or _netlike(piece, min_height)
+                or _weak(piece, coarse, min_height)):
+            # What stays oversize after the split is a rule or a frame edge: left in,
+            # it would swallow the digits it touches when strokes are merged.
+            pieces.extend(p for p in _split(contrast, binary, piece, threshold)
+                          if not _oversize(p.box, max_height, min_height))
+        else:
+            pieces.append(piece)
+    if len(pieces) > MAX_PIECES:  # keep the largest strokes; the rest is texture
+        pieces = sorted(pieces, key=lambda p: -p.area)[:MAX_PIECES]
+    return Strokes(binary=binary, pieces=pieces)
+
+
+def _components(binary: np.ndarray, origin: tuple[int, int], factor: int) -> list[Piece]:
+    """8-connected components of ``binary`` (frame pixels, its [0, 0] at frame pixel
+    ``origin``), labelled at 1/``factor`` size; an ink pixel anywhere in a block marks
+    the block, so thin strokes stay connected."""
+    h, w = binary.shape
+    if factor > 1:
+        hd, wd = h // factor, w // factor
+        if hd == 0 or wd == 0:
+            return []
+        small = cv2.resize(binary[: hd * factor, : wd * factor], (wd, hd), interpolation=cv2.INTER_AREA)
+        _, small = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)
+    else:
+        small = binary
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(small, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    if n <= 1:
+        return []
+    keep = np.nonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_AREA)[0] + 1
+    ox, oy = origin
+    dx, dy = ox // factor, oy // factor
+    return [Piece(box=(int(s[0]) * factor + ox, int(s[1]) * factor + oy, int(s[2]) * factor, int(s[3]) * factor),
+                  area=int(s[4]), labels=labels, label=int(i), origin=(dx, dy), factor=factor)
+            for i, s in zip(keep, stats[keep])]
+
+
+def _oversize(box: Box, max_height: int, min_height: int) -> bool:
+    """Too tall, or much wider than tall and wide: rules, grids, or digits joined by one."""
+    _, _, w, h = box
+    return h > max_height or (w > 2.5 * max(h, min_height))
+
+
+def _netlike(piece: Piece, min_height: int) -> bool:
+    """A mesh rather than a digit: more enclosed holes than any digit has ("8" has two).
+    A grid's lines, or digits joined by one, enclose many cells."""
+    x, y, w, h = piece.box
+    if h < 2 * min_height and w < 2 * min_height:
+        return False  # too small to enclose more than a digit's holes at this size
+    mask = piece_mask(piece, piece.box) if piece.factor == 1 else _block_mask(piece)
+    background = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
+    n, _ = cv2.connectedComponents(background, connectivity=4)
+    return n - 2 > MAX_HOLES  # minus the label 0 (ink) and the outside
+
+
+def _block_mask(piece: Piece) -> np.ndarray:
+    """The piece's own label blocks (detection pixels), bool."""
+    x, y, w, h = piece.box
+    f = piece.factor
+    bx, by = x // f - piece.origin[0], y // f - piece.origin[1]
+    return piece.labels[by:by + h // f, bx:bx + w // f] == piece.label
+
+
+def _weak(piece: Piece, coarse: np.ndarray, min_height: int) -> bool:
+    """A large piece whose ink is faint on average: mostly a shadow's narrow tip, or a
+    rule, that a few digits touch (a digit's own strokes are dark throughout)."""
+    x, y, w, h = piece.box
+    if w * h < (3 * min_height) ** 2:
+        return False  # small pieces: a rule's stub or a speck, dropped or kept on their own
+    own = _block_mask(piece)
+    f = piece.factor
+    values = coarse[y // f:y // f + own.shape[0], x // f:x // f + own.shape[1]][own[:coarse.shape[0] - y // f]]
+    return bool(values.size) and float(values.mean()) < WEAK_MEAN
+
+
+def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int) -> list[Piece]:
+    """Re-threshold an oversize component's own pixels at Otsu's level among them: ink
+    is darker than the rules or grid it touches, so the digits come apart from them."""
+    x, y, w, h = piece.box
+    own = piece_mask(piece, piece.box) & (binary[y:y + h, x:x + w] > 0)
+    region = contrast[y:y + h, x:x + w]
+    values = region[own]
+    if values.size == 0:
+        return []
+    otsu, _ = cv2.threshold(values.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    # Many faint rule pixels can pull Otsu down to their own level: never below half of
+    # the ink's strong end.
+    higher = max(float(otsu), threshold + 10.0, 0.5 * _quantile(values, 0.95))
+    sub = ((region > higher) & own).astype(np.uint8) * np.uint8(255)
+    return _components(sub, (x, y), piece.factor)
+
+
+def piece_mask(piece: Piece, box: Box) -> np.ndarray:
+    """Bool (h, w) mask, in frame pixels, of the blocks of ``piece`` that fall in ``box``
+    (whose corner is on the piece's block grid)."""
+    x, y, w, h = box
+    f = piece.factor
+    ox, oy = piece.origin
+    bx, by = x // f - ox, y // f - oy
+    sub = piece.labels[by:by + -(-h // f), bx:bx + -(-w // f)] == piece.label
+    if f > 1:
+        sub = np.repeat(np.repeat(sub, f, axis=0), f, axis=1)
+    out = np.zeros((h, w), dtype=bool)
+    out[: sub.shape[0], : sub.shape[1]] = sub[:h, :w]
+    return out
+
+
+# --- 3. digits --------------------------------------------------------------------------
+
+
+def group_digits(pieces: list[Piece], min_height: int, max_height: int) -> list[Group]:
+    """Merge strokes of one digit (see step 3) and keep plausible digit boxes."""
+    if not pieces:
+        return []
+    boxes = np.array([p.box for p in pieces], dtype=np.int64)
+    parent = _merge(boxes)
+    groups: dict[int, list[int]] = {}
+    for i, root in enumerate(parent):
+        groups.setdefault(int(root), []).append(i)
+    out = []
+    for members in groups.values():
+        box = _union(boxes[members])
+        if _plausible(box, min_height, max_height):
+            out.append(Group(box=box, pieces=tuple(pieces[i] for i in members)))
+    return out
+
+
+def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:
+    """The group's ink pixels: (tight box in frame pixels, bool mask (h, w) in it)."""
+    x, y, w, h = group.box
+    mask = np.zeros((h, w), dtype=bool)
+    for p in group.pieces:
+        px, py, pw, ph = p.box
+        mask[py - y:py - y + ph, px - x:px - x + pw] |= piece_mask(p, p.box)
+    mask &= binary[y:y + h, x:x + w] > 0
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows) == 0:
+        return group.box, mask
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1]
+
+
+def _merge(boxes: np.ndarray) -> np.ndarray:
+    """Union-find over pieces: a and b join when they share most of the narrower one's
+    column range, the vertical gap between them is small, and together they are not
+    much taller than the taller alone (two stacked digits never pass that)."""
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    w, h = boxes[:, 2], boxes[:, 3]
+    overlap_x = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
+    gap_y = np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None])
+    tall = np.maximum(h[:, None], h[None])
+    union_h = np.maximum(y1[:, None], y1[None]) - np.minimum(y0[:, None], y0[None])
+    size = np.maximum(w, h)
+    join = (
+        (overlap_x >= 0.5 * np.minimum(w[:, None], w[None]))
+        & (gap_y <= 0.3 * tall)
+        & (union_h <= 1.6 * tall)
+        & (np.minimum(size[:, None], size[None]) >= 0.12 * tall)  # specks stay out
+    )
+    parent = np.arange(len(boxes))
+    for a, b in zip(*np.nonzero(np.triu(join, 1))):
+        ra, rb = _root(parent, int(a)), _root(parent, int(b))
+        if ra != rb:
+            parent[rb] = ra
+    return np.array([_root(parent, i) for i in range(len(boxes))])
+
+
+def _root(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = int(parent[i])
+    return i
+
+
+def _union(boxes: np.ndarray) -> Box:
+    if len(boxes) == 1:  # most groups: one stroke
+        x, y, w, h = boxes[0]
+        return int(x), int(y), int(w), int(h)
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def _plausible(box: Box, min_height: int, max_height: int) -> bool:
+    """A digit is at least ``min_height`` tall, fits the frame, and is at most about
+    twice as wide as tall (a tilted, wide MNIST "2" reaches about 1.6)."""
+    _, _, w, h = box
+    return min_height <= h <= max_height and w <= 2.0 * h
+
+
+# --- 4. reading order ---------------------------------------------------------------
+
+
+def reading_order(boxes: list[Box]) -> list[tuple[int, int]]:
+    """(index into ``boxes``, line number) in reading order: lines top to bottom by
+    vertical overlap, boxes left to right within a line."""
+    lines: list[list[int]] = []
+    spans: list[tuple[float, float]] = []
+    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2):
+        _, y, _, h = boxes[i]
+        best, best_overlap = -1, 0.0
+        for k, (top, bottom) in enumerate(spans):
+            overlap = min(bottom, y + h) - max(top, y)
+            if overlap >= 0.5 * min(h, bottom - top) and overlap > best_overlap:
+                best, best_overlap = k, overlap
+        if best < 0:
+            lines.append([i])
+            spans.append((float(y), float(y + h)))
+        else:
+            lines[best].append(i)
+            members = [boxes[j] for j in lines[best]]
+            # The line's span follows its members' median top and bottom, so that
+            # one tall or low digit does not drag it into the next line.
+            spans[best] = (_median([b[1] for b in members]), _median([b[1] + b[3] for b in members]))
+    order = sorted(range(len(lines)), key=lambda k: (spans[k][0] + spans[k][1]) / 2)
+    return [(i, line) for line, k in enumerate(order)
+            for i in sorted(lines[k], key=lambda i: boxes[i][0])]
+
+
+def _median(values: list[int]) -> float:
+    """Median of a short list (np.median costs more than the whole line clustering)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0

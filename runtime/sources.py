@@ -1,0 +1,265 @@
+"""Where the demo's frames come from: a camera, a video, an image, a folder, the sample clip.
+
+Every source has ``read() -> frame or None`` (None: the stream is over), ``close()``, a
+``name`` for messages and ``fps`` (frames per second to write a video at). A camera
+that stops delivering frames is reported and reopened with growing pauses; the capture
+factory and the sleep function are injectable, so tests can hand in a failing fake.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from .errors import DigitVAEError
+from .optional import require
+
+IMAGE_SUFFIXES: Final = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+SAMPLE: Final = "sample"
+SAMPLE_FRAMES: Final = 200  # the clip's length where it is not looped (headless runs)
+FAILS_BEFORE_REOPEN: Final = 5  # consecutive empty reads before the camera is reopened
+BACKOFF: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each reopen attempt, then 8 s
+MAX_REOPENS: Final = 10  # attempts in a row before the demo gives up on the camera
+
+
+class CameraUnavailable(DigitVAEError):
+    """The camera could not be opened (or reopened); the message names --source sample."""
+
+
+class Capture(Protocol):
+    """What the demo uses of ``cv2.VideoCapture``."""
+
+    def isOpened(self) -> bool: ...
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def release(self) -> None: ...
+
+
+class FrameSource(Protocol):
+    name: str
+    fps: float
+    live: bool  # a camera: endless, and worth reopening
+
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+def report(message: str) -> None:
+    print(f"digitvae demo: {message}", file=sys.stderr, flush=True)
+
+
+def open_source(source: str, *, loop: bool = False, max_frames: int | None = None, seed: int = 0,
+                capture_factory: Callable[[Any], Capture] | None = None,
+                sleep: Callable[[float], None] = time.sleep) -> FrameSource:
+    """``source``: a camera index ("0"), ``sample``, an image file, a folder of images or a
+    video file. ``loop`` repeats a still image or the sample clip for a window;
+    ``max_frames`` bounds the sample clip when not looping."""
+    if source.strip().isdigit():
+        return CameraSource(int(source), capture_factory, sleep)
+    if source == SAMPLE:
+        return SampleSource(seed, None if loop else (max_frames or SAMPLE_FRAMES))
+    path = Path(source)
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.exists():
+        raise DigitVAEError(f"--source {source}: no such file, folder or camera index "
+                            f"(give a camera index like 0, an image, a folder, a video, or '{SAMPLE}')")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path, loop)
+    return VideoSource(path, capture_factory)
+
+
+def _cv2() -> Any:
+    return require("cv2", "the webcam demo")
+
+
+class CameraSource:
+    """A webcam by index; reopened with back-off when it stops delivering frames."""
+
+    live = True
+
+    def __init__(self, index: int, factory: Callable[[Any], Capture] | None,
+                 sleep: Callable[[float], None]) -> None:
+        self.index, self.name, self.fps = index, f"camera {index}", 15.0
+        self._factory = factory or (lambda i: _cv2().VideoCapture(i))
+        self._sleep = sleep
+        self._fails = 0
+        self._reopens = 0  # reopens since the last good frame
+        self._capture: Capture | None = self._open()
+        if self._capture is None:
+            raise CameraUnavailable(
+                f"could not open camera {index} (is one connected, and not in use by another "
+                f"program?); try --source {SAMPLE} for the built-in clip")
+        self.fps = _capture_fps(self._capture, self.fps)
+
+    def _open(self) -> Capture | None:
+        try:
+            capture = self._factory(self.index)
+        except Exception as exc:  # OpenCV backends raise their own exception types
+            report(f"opening {self.name} failed: {exc}")
+            return None
+        if capture is None or not capture.isOpened():
+            if capture is not None:
+                capture.release()
+            return None
+        return capture
+
+    def read(self) -> np.ndarray | None:
+        """The next frame; after ``FAILS_BEFORE_REOPEN`` empty reads in a row, reopen with
+        back-off; None only when the camera stays gone after ``MAX_REOPENS`` tries."""
+        while True:
+            frame = self._grab()
+            if frame is not None:
+                self._fails = self._reopens = 0
+                return frame
+            self._fails += 1
+            if self._fails >= FAILS_BEFORE_REOPEN and not self._reopen():
+                return None
+
+    def _grab(self) -> np.ndarray | None:
+        if self._capture is None:
+            return None
+        try:
+            ok, frame = self._capture.read()
+        except Exception as exc:  # a backend error on one read is one bad frame
+            report(f"{self.name}: read failed ({exc})")
+            return None
+        return frame if ok and isinstance(frame, np.ndarray) and frame.size else None
+
+    def _reopen(self) -> bool:
+        report(f"{self.name} stopped delivering frames; reopening it")
+        self.close()
+        # A camera that opens but never delivers is retried as often as one that fails to
+        # open: the count runs until a frame arrives.
+        while self._reopens < MAX_REOPENS:
+            attempt = self._reopens
+            self._reopens += 1
+            pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            report(f"{self.name}: attempt {attempt + 1} of {MAX_REOPENS} in {pause:g} s")
+            self._sleep(pause)
+            self._capture = self._open()
+            if self._capture is not None:
+                report(f"{self.name} is open again")
+                self._fails = 0
+                return True
+        report(f"{self.name} did not come back after {MAX_REOPENS} attempts; giving up "
+               f"(try --source {SAMPLE})")
+        return False
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class VideoSource:
+    """A video file, read to its end."""
+
+    live = False
+
+    def __init__(self, path: Path, factory: Callable[[Any], Capture] | None) -> None:
+        cv2 = _cv2()
+        self.name = str(path)
+        self._capture = (factory or (lambda p: cv2.VideoCapture(p)))(str(path))
+        if self._capture is None or not self._capture.isOpened():
+            raise DigitVAEError(f"--source {path}: not a video or image OpenCV can read")
+        self.fps = _capture_fps(self._capture, 25.0)
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self._capture.read()
+        return frame if ok and frame is not None else None
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class ImageSource:
+    """One image file: once, or over and over for a window."""
+
+    live = False
+    fps = 10.0
+
+    def __init__(self, path: Path, loop: bool) -> None:
+        self.name, self._loop, self._done = str(path), loop, False
+        self._frame = read_image(path)
+        if self._frame is None:
+            raise DigitVAEError(f"--source {path}: not an image OpenCV can read")
+
+    def read(self) -> np.ndarray | None:
+        if self._done and not self._loop:
+            return None
+        self._done = True
+        return self._frame
+
+    def close(self) -> None:
+        pass
+
+
+class FolderSource:
+    """The images of a folder, in name order; other files are reported and skipped."""
+
+    live = False
+    fps = 2.0
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        self._files = iter(sorted(p for p in path.iterdir() if p.is_file()))
+        self.current: Path | None = None
+
+    def read(self) -> np.ndarray | None:
+        for path in self._files:
+            frame = read_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else None
+            if frame is None:
+                report(f"skipping {path}: not an image OpenCV can read")
+                continue
+            self.current = path
+            return frame
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class SampleSource:
+    """The generated clip: sheets of MNIST test digits held up to a camera."""
+
+    live = False
+    fps = 20.0
+
+    def __init__(self, seed: int, frames: int | None) -> None:
+        from .frames import sample_clip
+
+        self.name = "the sample clip"
+        self._clip: Iterator[np.ndarray] = sample_clip(frames if frames is not None else 10**9, seed)
+
+    def read(self) -> np.ndarray | None:
+        return next(self._clip, None)
+
+    def close(self) -> None:
+        pass
+
+
+def _capture_fps(capture: Any, default: float) -> float:
+    """The capture's frame rate where it reports a plausible one, else ``default``."""
+    try:
+        fps = float(capture.get(_cv2().CAP_PROP_FPS))
+    except Exception:  # fakes without get(), backends that cannot tell
+        return default
+    return fps if 1.0 <= fps <= 240.0 else default
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """An image file as a frame (any depth, alpha kept), or None if unreadable."""
+    cv2 = _cv2()
+    try:
+        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    return frame if frame is not None and frame.size else None

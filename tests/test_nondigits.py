@@ -1,0 +1,121 @@
+"""Tests of digitvae.runtime.nondigits (the non-digit generator) and of the is-digit rule in
+digitvae.runtime.novelty. Fast: small batches; the model checks use the artifacts that
+``DigitVAE.load()`` finds (``$DIGITVAE_ARTIFACTS`` or the shipped ones) and skip without."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")
+
+from digitvae.runtime import novelty  # noqa: E402
+from digitvae.runtime.nondigits import KINDS, ink_patch, mnist_normalise, nondigits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vae():
+    from digitvae.runtime import ArtifactError, DigitVAE
+
+    try:
+        return DigitVAE.load()
+    except ArtifactError as exc:
+        pytest.skip(f"no artifacts to test the is-digit rule with ({exc})")
+
+
+# --- the generator ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_gives_float32_crops_in_range(kind):
+    crops = nondigits(kind, 12, seed=1)
+    assert crops.dtype == np.float32 and crops.shape == (12, 28, 28)
+    assert np.isfinite(crops).all() and crops.min() >= 0.0 and crops.max() <= 1.0
+    if kind == "blank":
+        assert not crops.any()
+    else:
+        assert (crops.reshape(12, -1).max(axis=1) > 0).all(), "every non-blank crop carries some ink"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generator_is_seeded_and_reproducible(kind):
+    a = nondigits(kind, 6, seed=7)
+    assert np.array_equal(a, nondigits(kind, 6, seed=7))
+    assert np.array_equal(a[:3], nondigits(kind, 3, seed=7)), "crop i does not depend on how many are drawn"
+    if kind != "blank":
+        assert not np.array_equal(a, nondigits(kind, 6, seed=8))
+
+
+def test_kinds_differ_from_each_other():
+    assert not np.array_equal(ink_patch("lines", 0, 0), ink_patch("blobs", 0, 0))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        nondigits("squiggles", 3)
+    with pytest.raises(ValueError, match="n"):
+        nondigits("noise", -1)
+    with pytest.raises(ValueError, match="2-D"):
+        mnist_normalise(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="finite"):
+        mnist_normalise(np.full((5, 5), np.nan))
+
+
+def test_normalisation_is_mnists():
+    assert not mnist_normalise(np.zeros((40, 30))).any(), "no ink gives the all-black frame"
+    patch = np.zeros((90, 50), np.float32)
+    patch[10:80, 20:26] = 0.4  # a faint upright bar in a corner of a large patch
+    crop = mnist_normalise(patch)
+    rows, cols = np.nonzero(crop.any(axis=1))[0], np.nonzero(crop.any(axis=0))[0]
+    assert rows[-1] - rows[0] + 1 == 20 and cols[-1] - cols[0] + 1 < 20, "long side fitted to the 20-pixel box"
+    assert crop.max() == pytest.approx(1.0, abs=0.01), "ink scaled so that it peaks at 1"
+    weights = crop / crop.sum()
+    yy, xx = np.mgrid[0:28, 0:28]
+    assert abs((weights * yy).sum() - 13.5) <= 1.01 and abs((weights * xx).sum() - 13.5) <= 1.01
+
+
+def test_importing_the_generator_does_not_import_opencv():
+    code = "import sys, digitvae.runtime.nondigits; assert 'cv2' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- the is-digit rule ------------------------------------------------------------------
+
+
+def test_thresholds_round_trip_and_legacy_manifests_still_load():
+    rng = np.random.default_rng(0)
+    images = (rng.random((400, 28, 28)) < 0.15).astype(np.float32)
+    score = rng.normal(100, 10, 400).astype(np.float32)
+    probabilities = rng.dirichlet(np.full(10, 0.2), 400).astype(np.float32)
+    t = novelty.calibrate(score, probabilities, images)
+    assert t.shape is not None and t.shape.features == novelty.FEATURES
+    again = novelty.Thresholds.from_manifest(t.to_manifest())
+    assert np.allclose(novelty.oddness(again, score, probabilities, images), novelty.oddness(t, score, probabilities, images))
+    rejected = (novelty.oddness(t, score, probabilities, images) > 1).mean()
+    assert rejected <= novelty.SHAPE_TAIL + 0.01
+    legacy = {k: v for k, v in t.to_manifest().items() if k != "shape"}
+    old = novelty.Thresholds.from_manifest(legacy)
+    assert old.shape is None and novelty.oddness(old, score, probabilities, images).shape == (400,)
+    broken = t.to_manifest()
+    broken["shape"] = {**broken["shape"], "features": ["log_score"]}
+    with pytest.raises(ValueError, match="features"):
+        novelty.Thresholds.from_manifest(broken)
+
+
+def test_features_are_finite_for_blank_and_full_crops():
+    images = np.stack([np.zeros((28, 28)), np.ones((28, 28))]).astype(np.float32)
+    values = novelty.features(np.array([30.0, 500.0]), np.full((2, 10), 0.1), images)
+    assert values.shape == (2, len(novelty.FEATURES)) and np.isfinite(values).all()
+
+
+def test_blank_and_near_blank_crops_are_rejected(vae):
+    assert not vae.is_digit(nondigits("blank", 4)).any()
+    assert vae.is_digit(nondigits("near_blank", 50)).mean() <= 0.05
+
+
+def test_test_digits_are_accepted(vae, test_images):
+    images, _ = test_images
+    assert vae.is_digit(images[:500]).mean() >= 0.98

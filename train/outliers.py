@@ -1,0 +1,107 @@
+"""Outlier exposure: non-digits the classifier learns to be unsure about.
+
+Hendrycks, Mazeika & Dietterich, "Deep Anomaly Detection with Outlier Exposure" (ICLR 2019):
+besides its cross-entropy on digits, the classifier is trained towards the *uniform*
+distribution on images that are not digits, so that its confidence tells digits from
+anything else, including shapes it never saw. Without it, a classifier trained on digits
+alone reads a "B" as an 8, or a stroke as a 1, with full confidence.
+
+The outliers are drawn here, procedurally, on the fly: random strokes and scribbles,
+filled blobs, speckle, and MNIST training digits mirrored or turned on their side (which
+are not digits any more). No letters, fonts or symbols: the benchmark of non-digits keeps
+those for itself, so the figures measure what the classifier generalises to.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from digitvae.runtime.spec import IMAGE_SIZE
+
+SIDE = IMAGE_SIZE
+BOX = (4.0, 24.0)  # shapes are drawn inside the 20x20 box a normalised digit occupies
+#: Digits that stay digits when mirrored left-right or turned a quarter (0 and 8 look the
+#: same mirrored, 1 too; 0 turned is still 0): they are never used as outliers that way.
+MIRROR_SAFE = torch.tensor([0, 1, 8])
+TURN_SAFE = torch.tensor([0])
+
+
+def _grid() -> tuple[torch.Tensor, torch.Tensor]:
+    coords = torch.arange(SIDE, dtype=torch.float32)
+    return coords.view(1, SIDE, 1), coords.view(1, 1, SIDE)  # y, x
+
+
+def _segment_ink(p0: torch.Tensor, p1: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Anti-aliased segments from p0 to p1 (N, 2 as x, y) of pen ``width`` (N,) -> (N, 28, 28)."""
+    y, x = _grid()
+    d = p1 - p0
+    px, py = x - p0[:, 0, None, None], y - p0[:, 1, None, None]
+    length2 = (d**2).sum(1).clamp_min(1e-6)[:, None, None]
+    t = ((px * d[:, 0, None, None] + py * d[:, 1, None, None]) / length2).clamp(0, 1)
+    dist = torch.sqrt((px - t * d[:, 0, None, None]) ** 2 + (py - t * d[:, 1, None, None]) ** 2)
+    return (width[:, None, None] / 2 + 0.5 - dist).clamp(0, 1)
+
+
+def strokes(n: int, g: torch.Generator) -> torch.Tensor:
+    """1 to 4 connected random strokes: lines, angles, zigzags, open scribbles."""
+    lo, hi = BOX
+    points = lo + torch.rand(n, 5, 2, generator=g) * (hi - lo)
+    # A third are lone strokes; the rest zigzags of 3-4 segments (two segments too often
+    # make a 7, an L or a 1 with a flag, which *are* digits).
+    count = torch.where(torch.rand(n, generator=g) < 1 / 3, 1, torch.randint(3, 5, (n,), generator=g))
+    # A lone stroke near vertical *is* a 1 (every MNIST test 1 leans less than 46 degrees):
+    # lone strokes lean at least 50 degrees from vertical, drawn towards the centre so
+    # that clamping to the box cannot stand them up.
+    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(40)
+    length = 8 + torch.rand(n, generator=g) * 12
+    inward = torch.where(points[:, 0, 0] > SIDE / 2, -1.0, 1.0)
+    step = torch.stack([inward * torch.cos(angle), torch.sin(angle)], 1)
+    lone_end = (points[:, 0] + length[:, None] * step).clamp(lo, hi)
+    points[:, 1] = torch.where((count == 1)[:, None], lone_end, points[:, 1])
+    width = 1.5 + torch.rand(n, generator=g) * 2.0
+    ink = torch.zeros(n, SIDE, SIDE)
+    for k in range(4):
+        segment = _segment_ink(points[:, k], points[:, k + 1], width)
+        ink = torch.maximum(ink, segment * (k < count).float()[:, None, None])
+    return ink
+
+
+def blobs(n: int, g: torch.Generator) -> torch.Tensor:
+    """Filled ellipses of random size, shape and angle."""
+    y, x = _grid()
+    lo, hi = BOX
+    centre = 10 + torch.rand(n, 2, generator=g) * 8
+    axes = 2 + torch.rand(n, 2, generator=g) * (hi - lo) / 2.5
+    angle = torch.rand(n, generator=g) * math.pi
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    dx, dy = x - centre[:, 0, None, None], y - centre[:, 1, None, None]
+    u, v = (dx * cos + dy * sin) / axes[:, 0, None, None], (-dx * sin + dy * cos) / axes[:, 1, None, None]
+    return ((1 - torch.sqrt(u**2 + v**2)) * 3).clamp(0, 1)
+
+
+def speckle(n: int, g: torch.Generator) -> torch.Tensor:
+    """Sparse, slightly blurred dots: dust, grain, a crop of textured paper."""
+    density = 0.02 + torch.rand(n, 1, 1, generator=g) * 0.15
+    dots = (torch.rand(n, SIDE, SIDE, generator=g) < density).float()
+    blurred = torch.nn.functional.avg_pool2d(dots[:, None], 3, stride=1, padding=1)[:, 0]
+    return (blurred * 3).clamp(0, 1)
+
+
+def turned_digits(images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Digits mirrored or turned a quarter, skipping those that stay digits that way."""
+    picture = images[:, 0]
+    mirror = torch.rand(len(images), generator=g) < 0.5
+    mirrored, turned = picture.flip(-1), picture.rot90(1, dims=(-2, -1))
+    out = torch.where(mirror[:, None, None], mirrored, turned)
+    safe = torch.where(mirror, torch.isin(labels, MIRROR_SAFE), torch.isin(labels, TURN_SAFE))
+    return out[~safe]
+
+
+def outliers(n: int, digits: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """About ``n`` non-digits (N, 1, 28, 28) in [0, 1], a mix of every kind above."""
+    quarter = n // 4
+    parts = [strokes(quarter, g), blobs(quarter // 2, g), speckle(quarter // 2, g),
+             turned_digits(digits[:quarter], labels[:quarter], g)]
+    return torch.cat(parts)[:, None].clamp(0, 1)
