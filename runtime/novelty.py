@@ -3,7 +3,7 @@
 The negative ELBO alone is not enough: a blank or near-blank crop is *easy* to reconstruct
 and scores lower than a real digit (about 35 nats against about 100), and simple shapes (a
 ruled line, a filled blot, a printed letter) score like digits too. Single bounds on the
-score, the classifier's confidence and the amount of ink (the first rule) let most of those
+score, the classifier's confidence and the amount of ink (an earlier rule) let most of those
 through. So the decision is a joint one, the crop's *profile*:
 
 * five numbers describe a crop (:func:`features`): log score, log classifier doubt, log ink,
@@ -22,14 +22,10 @@ doubt below the validation median counts as the median (the only one-sided featu
 ``oddness`` is the distance over its threshold (<= 1 means "a digit"), so a single number
 decides and the same number ranks crops for an ROC curve.
 
-The first rule's four bounds are still calibrated and stored (older runtimes read them);
-this runtime uses them only for a manifest without a ``shape`` entry (artifacts exported
-before the profile test), which then loads and is judged as before.
-
 The margin is there for the camera: its crops are not rendered exactly as MNIST's (ink
 texture, stroke widths). On generated camera frames of *validation* digits an unwidened
 threshold rejected about 2.7% of the real digits found, the widened one about 1% (while
-still rejecting about 70% of the frames' non-digit marks, against about 35% for the first
+still rejecting about 70% of the frames' non-digit marks, against about 35% for the earlier
 rule). A sixth feature, the share of grey ink pixels, separated non-digits slightly better
 on MNIST-normalised crops but was left out for the same reason: camera crops of real digits
 sit 1.2 standard deviations off MNIST's on it.
@@ -37,14 +33,11 @@ sit 1.2 standard deviations off MNIST's on it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
-#: Share of validation digits each single bound may reject.
-TAIL = 0.0025
-INK_MARGIN = 0.5  # ink bounds are widened by half, beyond the extreme validation digits
 #: The profile test's threshold: the (1 - SHAPE_TAIL) quantile of the validation digits'
 #: squared distances, times SHAPE_MARGIN (room for camera crops; see the module docstring).
 SHAPE_TAIL = 0.005
@@ -60,17 +53,15 @@ _ORIENTATION_BINS = 16
 
 METHOD = (
     "from the validation slice (the last 10,000 training images, never the test set, never "
-    f"non-digits): shape = mean and covariance of the features {', '.join(FEATURES)} "
-    f"(log_doubt floored at its median), max_distance = the {1 - SHAPE_TAIL:.4f} quantile of the squared "
-    f"Mahalanobis distance times {SHAPE_MARGIN}; a crop is a digit when its distance is at most "
-    f"max_distance. Legacy bounds (used only without shape): max_score = {1 - TAIL:.4f} quantile of the "
-    f"negative ELBO (seed 0), min_confidence = {TAIL:.4f} quantile of the top class probability, ink "
-    f"bounds = the {TAIL:.4f} and {1 - TAIL:.4f} quantiles of the mean pixel, widened by {INK_MARGIN:.0%}"
+    f"non-digits): mean and covariance of the features {', '.join(FEATURES)} "
+    f"(log_doubt floored at its median); max_distance = the {1 - SHAPE_TAIL:.4f} quantile of the "
+    f"digits' squared Mahalanobis distances times {SHAPE_MARGIN}; a crop is a digit when its distance "
+    "is at most max_distance"
 )
 
 
 @dataclass(frozen=True)
-class Shape:
+class Thresholds:
     """A Gaussian over :data:`FEATURES` fitted to validation digits, and the largest squared
     Mahalanobis distance a digit may have."""
 
@@ -81,7 +72,7 @@ class Shape:
     max_distance: float
 
     @classmethod
-    def from_manifest(cls, entry: dict[str, Any]) -> "Shape":
+    def from_manifest(cls, entry: dict[str, Any]) -> "Thresholds":
         try:
             features = tuple(str(f) for f in entry["features"])
             mean = tuple(float(v) for v in entry["mean"])
@@ -89,21 +80,21 @@ class Shape:
             floors = tuple(None if v is None else float(v) for v in entry["floors"])
             max_distance = float(entry["max_distance"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"manifest thresholds: the shape entry is incomplete or not numbers: {entry!r}") from exc
+            raise ValueError(f"manifest thresholds are incomplete or not numbers: {entry!r}") from exc
         n = len(features)
         if features != FEATURES:
-            raise ValueError(f"manifest thresholds: shape features {list(features)} are not the runtime's {list(FEATURES)}")
+            raise ValueError(f"manifest thresholds: features {list(features)} are not the runtime's {list(FEATURES)}")
         if len(mean) != n or len(floors) != n or len(covariance) != n or any(len(r) != n for r in covariance):
-            raise ValueError(f"manifest thresholds: shape entry sizes do not match its {n} features")
+            raise ValueError(f"manifest thresholds: sizes do not match its {n} features")
         values = np.array([*mean, max_distance, *(v for r in covariance for v in r), *(v for v in floors if v is not None)])
         if not np.isfinite(values).all() or max_distance <= 0:
-            raise ValueError("manifest thresholds: shape entry has non-finite numbers or max_distance <= 0")
+            raise ValueError("manifest thresholds have non-finite numbers or max_distance <= 0")
         return cls(features, mean, covariance, floors, max_distance)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": list(self.mean),
                 "covariance": [list(r) for r in self.covariance], "floors": list(self.floors),
-                "max_distance": self.max_distance}
+                "max_distance": self.max_distance, "method": METHOD}
 
     def distance(self, values: np.ndarray) -> np.ndarray:
         """(N, F) feature values -> (N,) squared Mahalanobis distance from the digits."""
@@ -114,30 +105,6 @@ class Shape:
         centred = x - np.asarray(self.mean)
         solved = np.linalg.solve(np.asarray(self.covariance), centred.T).T
         return np.einsum("ij,ij->i", centred, solved)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    max_score: float  # nats
-    min_confidence: float  # top class probability
-    min_ink: float  # mean pixel value of the 28x28 crop
-    max_ink: float
-    shape: Shape | None = None  # the profile test; None in manifests from before it existed
-
-    @classmethod
-    def from_manifest(cls, entry: dict[str, Any]) -> "Thresholds":
-        try:
-            bounds = {k: float(entry[k]) for k in ("max_score", "min_confidence", "min_ink", "max_ink")}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"manifest thresholds are incomplete or not numbers: {entry!r}") from exc
-        shape = entry.get("shape")
-        return cls(**bounds, shape=None if shape is None else Shape.from_manifest(shape))
-
-    def to_manifest(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "shape"}
-        if self.shape is not None:
-            out["shape"] = self.shape.to_manifest()
-        return {**out, "method": METHOD}
 
 
 def ink(images: np.ndarray) -> np.ndarray:
@@ -180,46 +147,24 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
 
 
 def oddness(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """(N,) float, <= 1 is a digit: the profile's squared distance over its threshold; for a
-    manifest without a profile, the largest of the four legacy bounds' ratios."""
-    if t.shape is not None:
-        return t.shape.distance(features(score, probabilities, images)) / t.shape.max_distance
-    confidence = probabilities.max(axis=1)
-    amount = ink(images)
-    ratios = np.stack([
-        score / t.max_score,
-        (1.0 - confidence) / max(1.0 - t.min_confidence, 1e-6),
-        t.min_ink / np.maximum(amount, 1e-6),
-        amount / t.max_ink,
-    ])
-    return ratios.max(axis=0)
+    """(N,) float, <= 1 is a digit: the profile's squared distance over its threshold."""
+    return t.distance(features(score, probabilities, images)) / t.max_distance
 
 
-def fit_shape(values: np.ndarray, tail: float = SHAPE_TAIL, margin: float = SHAPE_MARGIN) -> Shape:
-    """The profile Gaussian from (N, F) features of real digits; see ``METHOD``."""
-    x = np.array(values, dtype=np.float64)
+def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
+              tail: float = SHAPE_TAIL, margin: float = SHAPE_MARGIN) -> Thresholds:
+    """Thresholds from real digits (the validation slice): see ``METHOD``."""
+    values = features(score, probabilities, images)
+    x = values.copy()
     floors = tuple(float(np.median(x[:, j])) if name in ONE_SIDED else None for j, name in enumerate(FEATURES))
     for j, floor in enumerate(floors):
         if floor is not None:
             x[:, j] = np.maximum(x[:, j], floor)
     mean = x.mean(axis=0)
     covariance = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
-    partial = Shape(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0)
+    partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0)
     max_distance = float(np.quantile(partial.distance(values), 1 - tail)) * margin
-    return Shape(partial.features, partial.mean, partial.covariance, floors, max_distance)
-
-
-def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> Thresholds:
-    """Thresholds from real digits (the validation slice): see ``METHOD``."""
-    amount = ink(images)
-    low_ink, high_ink = np.quantile(amount, [TAIL, 1 - TAIL])
-    return Thresholds(
-        max_score=float(np.quantile(score, 1 - TAIL)),
-        min_confidence=float(np.quantile(probabilities.max(axis=1), TAIL)),
-        min_ink=float(low_ink * (1 - INK_MARGIN)),
-        max_ink=float(high_ink * (1 + INK_MARGIN)),
-        shape=fit_shape(features(score, probabilities, images)),
-    )
+    return Thresholds(partial.features, partial.mean, partial.covariance, floors, max_distance)
 
 
 def auroc(digits: np.ndarray, others: np.ndarray) -> float:

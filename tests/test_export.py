@@ -103,7 +103,7 @@ def test_manifest_describes_the_files(tiny_artifacts):
         data = (tiny_artifacts / name).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["size"] == len(data)
     assert manifest["files"]["encoder.onnx"]["outputs"][0] == {"name": "mu", "dtype": "float32", "shape": ["batch", 16]}
-    assert {"max_score", "min_confidence", "min_ink", "max_ink", "method"} <= set(manifest["thresholds"])
+    assert {"features", "mean", "covariance", "floors", "max_distance", "method"} <= set(manifest["thresholds"])
     assert "validation" in manifest["thresholds"]["method"]
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
     assert manifest["training"]["config"]["limit"] == 512

@@ -85,22 +85,18 @@ def test_importing_the_generator_does_not_import_opencv():
 # --- the is-digit rule ------------------------------------------------------------------
 
 
-def test_thresholds_round_trip_and_legacy_manifests_still_load():
+def test_thresholds_round_trip_through_the_manifest():
     rng = np.random.default_rng(0)
     images = (rng.random((400, 28, 28)) < 0.15).astype(np.float32)
     score = rng.normal(100, 10, 400).astype(np.float32)
     probabilities = rng.dirichlet(np.full(10, 0.2), 400).astype(np.float32)
     t = novelty.calibrate(score, probabilities, images)
-    assert t.shape is not None and t.shape.features == novelty.FEATURES
+    assert t.features == novelty.FEATURES
     again = novelty.Thresholds.from_manifest(t.to_manifest())
     assert np.allclose(novelty.oddness(again, score, probabilities, images), novelty.oddness(t, score, probabilities, images))
     rejected = (novelty.oddness(t, score, probabilities, images) > 1).mean()
     assert rejected <= novelty.SHAPE_TAIL + 0.01
-    legacy = {k: v for k, v in t.to_manifest().items() if k != "shape"}
-    old = novelty.Thresholds.from_manifest(legacy)
-    assert old.shape is None and novelty.oddness(old, score, probabilities, images).shape == (400,)
-    broken = t.to_manifest()
-    broken["shape"] = {**broken["shape"], "features": ["log_score"]}
+    broken = {**t.to_manifest(), "features": ["log_score"]}
     with pytest.raises(ValueError, match="features"):
         novelty.Thresholds.from_manifest(broken)
 
