@@ -106,12 +106,14 @@ def main() -> int:
             out["accuracy"]["chalk" if light else "ink"] = result
             print(f"\n{'chalk on board' if light else 'ink on paper'}: {result['frames']} frames, "
                   f"{result['true_digits']} digits, {result['blank_frames']} blank frames")
-            print("| digits read right | found | true digits rejected | spurious detections "
-                  "| frames read in order | false digits / 100 blank |")
-            print("|---:|---:|---:|---:|---:|---:|")
+            print("| digits read right | found | true digits rejected | spurious detections (on marks) "
+                  "| frames read in order | false digits / 100 blank | non-digit marks accepted |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
             print(f"| {100 * result['digit_accuracy']:.2f}% | {100 * result['found']:.2f}% | "
-                  f"{100 * result['true_digits_rejected']:.2f}% | {100 * result['spurious_rate']:.2f}% | "
-                  f"{100 * result['frames_read_in_order']:.1f}% | {result['false_digits_per_100_blank']:.1f} |")
+                  f"{100 * result['true_digits_rejected']:.2f}% | {100 * result['spurious_rate']:.2f}% "
+                  f"({100 * result['spurious_on_marks']:.0f}%) | "
+                  f"{100 * result['frames_read_in_order']:.1f}% | {result['false_digits_per_100_blank']:.1f} | "
+                  f"{100 * result['marks_accepted']:.1f}% of {result['marks']} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2, default=str)

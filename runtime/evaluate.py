@@ -7,7 +7,9 @@ digit boxes, and counts:
 * digit accuracy: true digits found, accepted as digits and read as the right digit;
 * spurious detections: detections that match no true digit yet are accepted as digits
   (a share of all detections);
-* false digits per 100 blank frames: accepted detections on frames with no digits.
+* false digits per 100 blank frames: accepted detections on frames with no digits;
+* marks accepted: the share of the frames' non-digit marks (dashes, crosses, stars) on
+  which a detection was accepted as a digit: where spurious detections come from.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class Tally:
     spurious: int = 0
     frames: int = 0
     frames_in_order: int = 0
+    marks: int = 0
+    marks_accepted: int = 0
+    spurious_on_marks: int = 0
     blank_frames: int = 0
     blank_false_digits: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -54,7 +59,10 @@ class Tally:
             "true_digits_rejected": self.rejected_true / max(self.true_digits, 1),
             "detections": self.detections,
             "spurious_rate": self.spurious / max(self.detections, 1),
+            "spurious_on_marks": self.spurious_on_marks / max(self.spurious, 1),
             "frames_read_in_order": self.frames_in_order / max(self.frames, 1),
+            "marks": self.marks,
+            "marks_accepted": self.marks_accepted / max(self.marks, 1),
             "blank_frames": self.blank_frames,
             "false_digits_per_100_blank": 100.0 * self.blank_false_digits / max(self.blank_frames, 1),
             "failures": self.failures,
@@ -65,7 +73,8 @@ def evaluate_reader(reader: Reader, n_frames: int = 500, seed: int = 0, blank_fr
                     light_ink: bool = False, generator: FrameGenerator | None = None) -> dict[str, Any]:
     """Read ``n_frames`` generated frames and ``blank_frames`` frames with no digits;
     return the table as a dict (shares in [0, 1], see :meth:`Tally.summary`).
-    ``light_ink`` draws chalk on a board instead of ink on paper."""
+    ``light_ink`` draws chalk on a board instead of ink on paper; frames come from
+    ``generator`` when given (its own seed), else from MNIST's test set with ``seed``."""
     gen = generator if generator is not None else FrameGenerator.from_mnist(seed)
     tally = Tally()
     for i in range(n_frames):
@@ -76,6 +85,7 @@ def evaluate_reader(reader: Reader, n_frames: int = 500, seed: int = 0, blank_fr
         accepted = [d for d in reader.read(frame.image) if d.is_digit]
         tally.blank_frames += 1
         tally.blank_false_digits += len(accepted)
+        _score_marks(tally, frame, accepted)
         if accepted and len(tally.failures) < MAX_FAILURES:
             tally.failures.append({"frame": n_frames + i, "blank": True, "boxes": [d.box for d in accepted]})
     return tally.summary()
@@ -103,13 +113,26 @@ def score_frame(tally: Tally, index: int, frame: Frame, detections: list[Any]) -
         else:
             wrong.append((t, f"read {d.digit}"))
     matched = set(match.values())
-    tally.spurious += sum(1 for j, d in enumerate(detections) if j not in matched and d.is_digit)
+    extra = [d for j, d in enumerate(detections) if j not in matched and d.is_digit]
+    tally.spurious += len(extra)
+    tally.spurious_on_marks += _score_marks(tally, frame, extra)
     read = [(d.digit, d.line) for d in detections if d.is_digit]
     if read == [(dig, ln) for dig, ln in zip(frame.digits, frame.lines)]:
         tally.frames_in_order += 1
     if wrong and len(tally.failures) < MAX_FAILURES:
         tally.failures.append({"frame": index, "truth": list(frame.digits),
                                "wrong": [(t, frame.digits[t], why) for t, why in wrong]})
+
+
+def _score_marks(tally: Tally, frame: Frame, accepted: list[Any]) -> int:
+    """Count the frame's non-digit marks and those an accepted detection sits on; return
+    how many of the ``accepted`` detections sit on a mark."""
+    tally.marks += len(frame.marks)
+    if not frame.marks or not accepted:
+        return 0
+    on = _contains(np.array(frame.marks, np.float64), _centres(np.array([d.box for d in accepted], np.float64)))
+    tally.marks_accepted += int(on.any(axis=1).sum())
+    return int(on.any(axis=0).sum())
 
 
 def match_boxes(truth: list[Box], found: list[Box]) -> dict[int, int]:

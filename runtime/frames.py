@@ -45,7 +45,9 @@ class Frame:
 
     ``image`` is uint8 BGR (480, 640, 3); ``boxes`` are (x, y, w, h) around each digit's
     ink in frame pixels; ``lines`` numbers the text lines from 0 at the top; ``sources``
-    are the MNIST test-set indices drawn; ``light_ink`` is True for chalk on a board.
+    are the MNIST test-set indices drawn; ``light_ink`` is True for chalk on a board;
+    ``marks`` are boxes around the non-digit marks (dashes, crosses, stars), which a
+    reader may find but should not accept as digits.
     """
 
     image: np.ndarray
@@ -54,6 +56,7 @@ class Frame:
     lines: tuple[int, ...]
     sources: tuple[int, ...]
     light_ink: bool
+    marks: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,15 +125,16 @@ class FrameGenerator:
         paper.specks(rng, page, surface, int(rng.integers(0, 30)))
         glyphs, origins, line_of = self._layout(rng, n, n_lines, surface)
         stroke = _stroke_width(glyphs)
-        _marks(rng, page, surface, _occupied(glyphs, origins), stroke)
+        marks = _marks(rng, page, surface, _occupied(glyphs, origins), stroke)
         homography = paper.perspective(rng, (h, w), MAX_PERSPECTIVE)
         boxes = [_write_glyph(page, g, o, surface, homography) for g, o in zip(glyphs, origins)]
+        mark_boxes = tuple(_warp_box(b, homography) for b in marks)
         page = cv2.warpPerspective(page, homography, (w, h), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REFLECT101)
         page *= paper.lighting(rng, (h, w))[..., None]
         image = paper.camera(rng, page)
         return Frame(image, tuple(g.label for g in glyphs), tuple(boxes), tuple(line_of),
-                     tuple(g.source for g in glyphs), light_ink)
+                     tuple(g.source for g in glyphs), light_ink, mark_boxes)
 
     def _layout(self, rng: np.random.Generator, n: int, n_lines: int,
                 surface: Surface) -> tuple[list[_Glyph], list[tuple[int, int]], list[int]]:
@@ -282,10 +286,12 @@ def _occupied(glyphs: list[_Glyph], origins: list[tuple[int, int]]) -> list[Box]
 
 
 def _marks(rng: np.random.Generator, page: np.ndarray, surface: Surface,
-           taken: list[Box], stroke: float) -> None:
+           taken: list[Box], stroke: float) -> list[Box]:
     """Draw up to ``MAX_MARKS`` small non-digit marks (dash, plus, cross, star) in place,
-    away from the digits (a mark touching a digit changes what the digit is)."""
+    away from the digits (a mark touching a digit changes what the digit is); returns
+    their boxes (page pixels)."""
     h, w = page.shape[:2]
+    drawn: list[Box] = []
     for _ in range(int(rng.integers(0, MAX_MARKS + 1))):
         size = rng.uniform(*MARK_SIZE)
         for _attempt in range(20):
@@ -294,7 +300,10 @@ def _marks(rng: np.random.Generator, page: np.ndarray, surface: Surface,
             if not any(_overlap(box, t) for t in taken):
                 _draw_mark(rng, page, (cx, cy), size, surface.ink, stroke)
                 taken.append(box)
+                half = size / 2 + stroke  # the mark's own extent, pen included
+                drawn.append((int(cx - half), int(cy - half), int(2 * half), int(2 * half)))
                 break
+    return drawn
 
 
 def _draw_mark(rng: np.random.Generator, page: np.ndarray, centre: tuple[float, float],
@@ -309,6 +318,16 @@ def _draw_mark(rng: np.random.Generator, page: np.ndarray, centre: tuple[float, 
         p1 = (int(centre[0] - dx), int(centre[1] - dy))
         p2 = (int(centre[0] + dx), int(centre[1] + dy))
         cv2.line(page, p1, p2, ink.tolist(), thickness, cv2.LINE_AA)
+
+
+def _warp_box(box: Box, homography: np.ndarray) -> Box:
+    """A page box -> the frame box around its four warped corners."""
+    x, y, w, h = box
+    corners = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    warped = paper.warp_points(corners, homography)
+    x0, y0 = np.floor(warped.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(warped.max(axis=0)).astype(int)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
 
 
 def _overlap(a: Box, b: Box) -> bool:

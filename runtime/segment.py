@@ -39,6 +39,7 @@ MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 2
 POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is judged:
 # small digits (24 px in a 480 px frame) must still be a few pixels tall there.
 POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
+POLARITY_WEAK: Final = 45  # tails (summed) below this on both sides: no strokes at all
 POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is estimated
 POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
@@ -149,7 +150,12 @@ def _light_ink(small: np.ndarray) -> bool:
     darker, brighter = cv2.subtract(surface, small), cv2.subtract(small, surface)
     # Two tails: the broader one holds when ink is plentiful, the thinner one when a few
     # small digits share the frame with a shadow's edge (whose responses are broad, weak).
-    return _tails(brighter, POLARITY_TAILS) > _tails(darker, POLARITY_TAILS)
+    dark, bright = _tails(darker, POLARITY_TAILS), _tails(brighter, POLARITY_TAILS)
+    if max(dark, bright) < POLARITY_WEAK:
+        # No strokes stand out (a blank page or board): the surface's own brightness
+        # decides, so that its texture is never mistaken for ink of the other polarity.
+        return _tails(small, (0.5,)) < 128
+    return bright > dark
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
