@@ -80,6 +80,7 @@ def run_export(checkpoint_path: Path, out: Path, data: Mnist, *, opset: int = sp
     model, _, state = load_model(checkpoint_path)
     check_output(out)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" x12
+    logging.getLogger("onnxscript").setLevel(logging.CRITICAL)  # its own traceback before our one-line error
     metadata = {"product": spec.PRODUCT, "format_version": str(spec.FORMAT_VERSION),
                 "pixel_contract": spec.PIXEL_CONTRACT, "digitvae_version": manifest.versions()["digitvae"]}
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))

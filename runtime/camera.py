@@ -99,6 +99,8 @@ class DigitReader:
         """The image work alone: where the candidate digits are and their MNIST crops."""
         gray, scale = to_gray(frame, self.max_side)
         empty = Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], False)
+        if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
+            return _as_mnist_crop(gray)
         if min(gray.shape) < self.min_height:
             return empty
         ink = segment.ink_map(gray)
@@ -139,6 +141,17 @@ class DigitReader:
             if len(out) == self.max_digits:
                 break
         return out
+
+
+def _as_mnist_crop(gray: np.ndarray) -> Candidates:
+    """A 28x28 frame is an MNIST-style crop already: taken as it is (white ink on black,
+    inverted when it is dark ink on light), not normalised a second time, which would
+    only blur it. A crop without ink gives no candidate."""
+    light = segment.ink_map(gray).light_ink
+    crop = (gray if light else 255 - gray).astype(np.float32) / 255.0
+    if crop.max() < crops.MIN_PEAK / 255.0:
+        return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
+    return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
 
 
 def _to_frame(box: Box, scale: float) -> Box:

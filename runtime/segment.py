@@ -43,11 +43,15 @@ POLARITY_WEAK: Final = 45  # tails (summed) below this on both sides: no strokes
 POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is estimated
 POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
+MIN_BOARD: Final = 32  # the same for a board, dark by nature
+CHALK_RATIO: Final = 4.0  # chalk as bright as this many boards above the board = contrast 255
 INK_FLOOR: Final = 60  # lowest ink threshold, contrast 0..255 (~24% darker than paper)
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
-WEAK_MEAN: Final = 70  # mean contrast (at label resolution) below which a large piece
-# is re-thresholded: blocks half inked by a dark stroke average well above it
+WEAK_MEAN: Final = 85  # mean contrast (at label resolution) below which a large piece
+# is re-thresholded (digits' own pieces average 92 and up on generated frames) ...
+WEAK_PEAK: Final = 110  # ... or whose strong end (90th percentile) stays below this (a
+# shadow's core is flat; digits' pieces reach 122 and up)
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
 MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
 MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page of text
@@ -55,9 +59,9 @@ MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page o
 
 @dataclass(frozen=True)
 class InkMap:
-    """``contrast`` uint8 (H, W): how much darker than its local paper each pixel is
-    (0 none, 255 black on white; chalk frames are inverted first); ``light_ink`` says
-    whether the frame was light ink on a dark surface."""
+    """``contrast`` uint8 (H, W): how much each pixel stands out from its local surface
+    as ink (0 none; 255 black on white paper, or chalk four times as bright as its
+    board); ``light_ink`` says whether the frame was light ink on a dark surface."""
 
     contrast: np.ndarray
     light_ink: bool
@@ -100,19 +104,26 @@ def ink_map(gray: np.ndarray) -> InkMap:
     """Gray uint8 (H, W) -> :class:`InkMap` (see the module docstring, step 1)."""
     h, w = gray.shape
     # One reduction by halvings (OpenCV's fast path) serves the polarity test and,
-    # reduced further, the paper estimate.
+    # reduced further, the surface estimate.
     small = _halve(gray, POLARITY_SIDE)
-    factor = h / small.shape[0]
     light = _light_ink(small)
-    if light:  # chalk: invert, so that ink is dark on a light surface from here on
-        gray, small = cv2.bitwise_not(gray), cv2.bitwise_not(small)
-    side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) / factor  # the kernel, in small's pixels
+    side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) * small.shape[0] / h  # kernel, small's px
     smaller = _shrink(small, SMALL_KERNEL / side)
     k = max(3, int(round(side * smaller.shape[0] / small.shape[0])) | 1)
-    paper_small = cv2.morphologyEx(smaller, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    paper = paper_small if paper_small.shape == gray.shape else cv2.resize(paper_small, (w, h), interpolation=cv2.INTER_LINEAR)
-    darker = cv2.subtract(paper, gray)
-    contrast = cv2.divide(darker, cv2.max(paper, MIN_PAPER), scale=255.0)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    # The surface without the strokes: a closing erases dark strokes, an opening light ones.
+    surface_small = cv2.morphologyEx(smaller, cv2.MORPH_OPEN if light else cv2.MORPH_CLOSE, kernel)
+    surface = surface_small if surface_small.shape == gray.shape else cv2.resize(
+        surface_small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if light:
+        # Chalk on a board: how much brighter than the board, as a multiple of the board's
+        # own brightness (invariant to the light, as the ratio for paper is), a quarter of
+        # it: chalk reflects about four times what a board does.
+        brighter = cv2.subtract(gray, surface)
+        contrast = cv2.divide(brighter, cv2.max(surface, MIN_BOARD), scale=255.0 / CHALK_RATIO)
+    else:
+        darker = cv2.subtract(surface, gray)
+        contrast = cv2.divide(darker, cv2.max(surface, MIN_PAPER), scale=255.0)
     return InkMap(contrast=contrast, light_ink=light)
 
 
@@ -196,8 +207,9 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
                 or _weak(piece, coarse, min_height)):
             # What stays oversize after the split is a rule or a frame edge: left in,
             # it would swallow the digits it touches when strokes are merged.
+            # What stays faint is the shadow itself, and goes too.
             pieces.extend(p for p in _split(contrast, binary, piece, threshold)
-                          if not _oversize(p.box, max_height, min_height))
+                          if not _oversize(p.box, max_height, min_height) and not _weak(p, coarse, min_height))
         else:
             pieces.append(piece)
     if len(pieces) > MAX_PIECES:  # keep the largest strokes; the rest is texture
@@ -264,7 +276,9 @@ def _weak(piece: Piece, coarse: np.ndarray, min_height: int) -> bool:
     own = _block_mask(piece)
     f = piece.factor
     values = coarse[y // f:y // f + own.shape[0], x // f:x // f + own.shape[1]][own[:coarse.shape[0] - y // f]]
-    return bool(values.size) and float(values.mean()) < WEAK_MEAN
+    if not values.size:
+        return False
+    return float(values.mean()) < WEAK_MEAN or _quantile(values, 0.9) < WEAK_PEAK
 
 
 def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int) -> list[Piece]:

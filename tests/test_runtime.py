@@ -89,10 +89,11 @@ def test_sampling_is_seeded(shipped_vae, test_images):
 def test_is_digit_accepts_digits_and_rejects_blank(shipped_vae, test_images):
     images, _ = test_images
     assert shipped_vae.is_digit(images).mean() >= 0.98
-    blank = np.zeros((3, 28, 28), np.float32)
+    blank = np.zeros((20, 28, 28), np.float32)
     assert not shipped_vae.is_digit(blank).any()
-    # The measured pitfall: blank crops have a *lower* negative ELBO than digits.
-    assert shipped_vae.score(blank).max() < np.median(shipped_vae.score(images[:100]))
+    # The measured pitfall: blank crops typically have a *lower* negative ELBO than digits,
+    # so the score alone would accept them.
+    assert np.median(shipped_vae.score(blank)) < np.median(shipped_vae.score(images[:100]))
 
 
 # --- bad input ----------------------------------------------------------------------

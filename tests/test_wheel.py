@@ -28,9 +28,9 @@ def test_wheel_is_small_and_carries_the_graphs_not_the_checkpoint(wheel):
     assert wheel.stat().st_size <= MAX_WHEEL_BYTES, f"{wheel.stat().st_size / 1e6:.2f} MB"
     names = zipfile.ZipFile(wheel).namelist()
     for graph in ("encoder.onnx", "decoder.onnx", "classifier.onnx", "manifest.json"):
-        assert f"digitvae/runtime/artifacts/{graph}" in names
+        assert f"digitvae/runtime/shipped/{graph}" in names
     assert "digitvae/runtime/py.typed" in names
-    assert not any(n.endswith(".pt") for n in names)
+    assert not any(n.endswith((".pt", ".ort", ".png")) for n in names)
 
 
 def test_wheel_works_in_a_fresh_environment_without_torch(wheel, tmp_path):

@@ -254,7 +254,9 @@ def restore(path: Path, model: DigitVAE, judge: Judge, optimizer, scheduler, gen
     model.load_state_dict(state["model"])
     judge.load_state_dict(state["judge"])
     optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    # The schedule was built for this run's --epochs (which may extend the old run);
+    # only its position carries over. Unchanged --epochs resumes bit-for-bit.
+    scheduler.last_epoch = state["scheduler"]["last_epoch"]
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
     print(f"resuming {path} after epoch {state['epoch']}")
