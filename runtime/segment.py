@@ -3,10 +3,10 @@
 The steps, each robust to what a webcam sees:
 
 1. :func:`ink_map`: the ink's polarity (dark on paper, or chalk on a board) is decided
-   first; then the paper's own brightness is estimated by a morphological closing at low
-   resolution, which erases strokes but keeps shadows and light gradients, and ink is
-   what is darker than its local paper, as a *ratio* of that paper's brightness, so that
-   a digit in shadow reads like one in light.
+   first; then the surface's own brightness is estimated by a morphological closing (an
+   opening for chalk) at low resolution, which erases strokes but keeps shadows and
+   light gradients, and ink is what stands out from its local surface, as a *ratio* of
+   that surface's brightness, so that a digit in shadow reads like one in light.
 2. :func:`find_strokes`: Otsu's threshold on the ink map (kept above a floor, so that an
    empty page stays empty), connected components (found at half resolution, where they
    cost a quarter), and a second, higher threshold inside any component that cannot be
@@ -44,7 +44,7 @@ POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is e
 POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
 MIN_BOARD: Final = 32  # the same for a board, dark by nature
-CHALK_RATIO: Final = 4.0  # chalk as bright as this many boards above the board = contrast 255
+CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board = contrast 255
 INK_FLOOR: Final = 60  # lowest ink threshold, contrast 0..255 (~24% darker than paper)
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
@@ -60,8 +60,8 @@ MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page o
 @dataclass(frozen=True)
 class InkMap:
     """``contrast`` uint8 (H, W): how much each pixel stands out from its local surface
-    as ink (0 none; 255 black on white paper, or chalk four times as bright as its
-    board); ``light_ink`` says whether the frame was light ink on a dark surface."""
+    as ink (0 none; 255 black on white paper, or chalk ``CHALK_RATIO`` boards brighter
+    than its board); ``light_ink`` says whether the frame was light ink on a dark surface."""
 
     contrast: np.ndarray
     light_ink: bool
@@ -117,8 +117,9 @@ def ink_map(gray: np.ndarray) -> InkMap:
         surface_small, (w, h), interpolation=cv2.INTER_LINEAR)
     if light:
         # Chalk on a board: how much brighter than the board, as a multiple of the board's
-        # own brightness (invariant to the light, as the ratio for paper is), a quarter of
-        # it: chalk reflects about four times what a board does.
+        # own brightness (invariant to the light, as the ratio for paper is; inverting the
+        # frame and taking paper's ratio would make chalk in shadow fade), scaled so that
+        # chalk lands where dark ink on paper does.
         brighter = cv2.subtract(gray, surface)
         contrast = cv2.divide(brighter, cv2.max(surface, MIN_BOARD), scale=255.0 / CHALK_RATIO)
     else:

@@ -304,8 +304,12 @@ def test_window_under_xvfb(shipped_folder, tmp_path):
     finally:
         for process in (app, xvfb):
             if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+                process.terminate()  # lets Xvfb remove its socket and lock file
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 def test_no_window_support_means_headless(tmp_path, monkeypatch, capsys):
