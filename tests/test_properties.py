@@ -95,3 +95,33 @@ def test_restyle_returns_or_raises(shipped_vae, image, digits):
 def test_fixed_awkward_shapes_raise_value_error(shipped_vae, shape):
     with pytest.raises(ValueError):
         shipped_vae.classify(np.zeros(shape, np.float32))
+
+
+FRAME_SHAPES = st.one_of(
+    hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=120),
+    st.tuples(st.integers(0, 90), st.integers(0, 90), st.integers(1, 4)),
+    st.just((480, 640, 3)), st.just((2, 3, 4, 5)), st.just((7,)),
+)
+
+
+@SETTINGS
+@given(arrays(FRAME_SHAPES))
+def test_reader_returns_detections_or_raises(shipped_vae, frame):
+    pytest.importorskip("cv2")
+    from digitvae.runtime.camera import DigitReader
+
+    try:
+        detections = DigitReader(shipped_vae).read(frame)
+    except (ValueError, TypeError) as exc:
+        assert str(exc)
+        return
+    for d in detections:
+        assert d.crop.shape == (28, 28) and d.crop.dtype == np.float32 and 0 <= d.digit <= 9
+        assert 0 <= d.probability <= 1 and isinstance(d.is_digit, bool)
+
+
+def test_reader_handles_a_huge_frame(shipped_vae):
+    pytest.importorskip("cv2")
+    from digitvae.runtime.camera import DigitReader
+
+    assert isinstance(DigitReader(shipped_vae).read(np.full((8000, 8000), 255, np.uint8)), list)
