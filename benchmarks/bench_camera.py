@@ -27,45 +27,14 @@ import platform
 import time
 from typing import Any
 
-import numpy as np
 
 from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.camerabench import DIGIT_COUNTS, frame_speed
 from digitvae.runtime.evaluate import evaluate_reader
 from digitvae.runtime.frames import FrameGenerator
 from digitvae.runtime.optional import require
 
-DIGIT_COUNTS = (1, 5, 10)
-
-
-def _median_ms(samples: list[float]) -> float:
-    return 1000.0 * float(np.median(samples))
-
-
-def speed(reader: DigitReader, gen: FrameGenerator, n_digits: int, frames: int, repeats: int) -> dict[str, Any]:
-    """Median per-frame times (ms) over ``frames`` frames, each read ``repeats`` times."""
-    images = [gen.frame(n_digits, index=10_000 + 100 * n_digits + i).image for i in range(frames)]
-    image_work, model, rest, total, found = [], [], [], [], []
-    for image in images:
-        reader.read(image)  # warm-up: first-call allocations are not the steady state
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            cands = reader.locate(image)
-            t1 = time.perf_counter()
-            judged = reader.judge(cands.crops) if cands.boxes else None
-            t2 = time.perf_counter()
-            t3 = time.perf_counter()
-            reader.read(image)
-            t4 = time.perf_counter()
-            image_work.append(t1 - t0)
-            model.append(t2 - t1)
-            total.append(t4 - t3)
-            rest.append(max(0.0, (t4 - t3) - (t2 - t0)))
-            found.append(len(cands.boxes))
-            del judged
-    return {"digits": n_digits, "candidates_median": float(np.median(found)),
-            "image_ms": _median_ms(image_work), "onnxruntime_ms": _median_ms(model),
-            "rest_ms": _median_ms(rest), "total_ms": _median_ms(total)}
 
 
 def main() -> int:
@@ -90,11 +59,11 @@ def main() -> int:
     out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                            "python": platform.python_version(), "artifacts": str(vae.artifacts.folder)}
     if not args.accuracy_only:
-        out["speed"] = [speed(reader, gen, n, args.speed_frames, args.repeats) for n in DIGIT_COUNTS]
-        print("| digits | candidates | image work ms | onnxruntime ms | rest ms | read() ms |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        out["speed"] = [frame_speed(reader, gen, n, args.speed_frames, args.repeats) for n in DIGIT_COUNTS]
+        print("| digits | image work ms | onnxruntime ms | rest ms | read() ms |")
+        print("|---:|---:|---:|---:|---:|")
         for row in out["speed"]:
-            print(f"| {row['digits']} | {row['candidates_median']:.0f} | {row['image_ms']:.2f} | "
+            print(f"| {row['digits']} | {row['image_ms']:.2f} | "
                   f"{row['onnxruntime_ms']:.2f} | {row['rest_ms']:.2f} | {row['total_ms']:.2f} |")
     if not args.speed_only:
         polarities = [False, True] if args.light_ink else [False]

@@ -21,21 +21,11 @@ from digitvae.runtime.model import DigitVAE as RuntimeVAE
 from digitvae.runtime.novelty import calibrate
 
 from . import manifest
-from .errors import ExportError
 from .flops import flops_per_image
 from .golden import write_golden
 from .graphs import export_graphs
 
 CALIBRATION_SEED = 0  # the score's noise; the runtime's is_digit uses seed 0 too
-
-
-def check_output(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise ExportError(f"cannot write to the output folder {out} ({exc.strerror}): pass a writable --out") from exc
 
 
 def thresholds_for(folder: Path, data: Mnist) -> dict[str, Any]:
@@ -76,9 +66,10 @@ def move_into(staging: Path, out: Path) -> list[Path]:
 def run_export(checkpoint_path: Path, out: Path, data: Mnist, *, opset: int = spec.OPSET,
                int8: bool = False, ort_format: bool = False) -> list[Path]:
     from digitvae.train.checkpoint import load_model
+    from digitvae.train.cli import check_writable
 
     model, _, state = load_model(checkpoint_path)
-    check_output(out)
+    check_writable(out)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" x12
     logging.getLogger("onnxscript").setLevel(logging.CRITICAL)  # its own traceback before our one-line error
     metadata = {"product": spec.PRODUCT, "format_version": str(spec.FORMAT_VERSION),

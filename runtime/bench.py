@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import onnxruntime as ort
 
 from . import spec
 from .model import DigitVAE

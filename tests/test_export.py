@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import ARTIFACTS, needs_torch, run_cli
 
