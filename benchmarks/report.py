@@ -24,7 +24,7 @@ RESULTS = REPO / "benchmarks" / "results"
 def training_section() -> list[str]:
     metrics = [json.loads(line) for line in (REPO / "artifacts" / "metrics.jsonl").read_text().splitlines()]
     log = (REPO / "artifacts" / "training_log.txt").read_text()
-    wall = next((line.split(":", 1)[1].strip() for line in log.splitlines() if "trained in" in line), "?")
+    wall = next((line.split("): ", 1)[1].strip() + " (m:ss) wall clock" for line in log.splitlines() if "Elapsed" in line), "?")
     last = metrics[-1]
     return ["## Training (PyTorch, 2 cores)", "",
             f"`digitvae train --epochs 20 --out runs/full`: {len(metrics)} epochs, {wall} "
@@ -49,7 +49,8 @@ def soak_section() -> list[str]:
         return ["## Soak", "", "Not measured in this report.", ""]
     s = json.loads(path.read_text())
     return ["## Soak (`python benchmarks/soak.py --reads 100000`)", "",
-            f"{s['reads']:,} reads of {s['distinct_frames']} distinct generated 640x480 frames in one process, {s['seconds']:.0f} s.",
+            f"{s['reads']:,} reads of {s['distinct_frames']} distinct generated 640x480 frames in one process, {s['seconds']:.0f} s. "
+            f"Resident memory includes the pool of frames itself ({s['distinct_frames']} x 0.92 MB).",
             "", "| | after warm-up (500 reads) | end | growth |", "| --- | --- | --- | --- |",
             f"| resident memory MB | {s['after_warmup']['rss_mb']:.1f} | {s['end']['rss_mb']:.1f} | {s['rss_growth_mb']:+.1f} |",
             f"| open files | {s['after_warmup']['open_files']} | {s['end']['open_files']} | {s['open_files_growth']:+d} |",
