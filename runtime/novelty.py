@@ -107,11 +107,6 @@ class Thresholds:
         return np.einsum("ij,ij->i", centred, solved)
 
 
-def ink(images: np.ndarray) -> np.ndarray:
-    """Mean pixel of each image (N, ...) -> (N,)."""
-    return images.reshape(len(images), -1).mean(axis=1)
-
-
 def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
     """The profile of each crop: (N,) score, (N, 10) probabilities and (N, 28, 28) or
     (N, 1, 28, 28) images in [0, 1] -> float64 (N, 5), columns as in :data:`FEATURES`:

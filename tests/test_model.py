@@ -30,6 +30,15 @@ def test_shapes(model):
     assert Judge()(x).shape == (5, spec.NUM_CLASSES)
 
 
+def test_three_stage_variant_has_the_same_interface():
+    model = DigitVAE(ModelArgs(vae_stages=3, vae_hidden=256)).eval()
+    x = torch.rand(3, 1, 28, 28)
+    mu, _ = model.encoder(x)
+    assert model.decoder.decode_image(mu, one_hot(torch.arange(3))).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="vae_stages"):
+        ModelArgs(vae_stages=4)
+
+
 def test_latent_size_is_checked():
     with pytest.raises(ValueError, match="at least 10"):
         ModelArgs(latent_size=4)
