@@ -120,16 +120,19 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
                       gradient's orientation weighted by its magnitude: low for shapes made of
                       a few straight edges, high for curves
     """
-    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float64)
+    # Pixel work in float32 (the camera path runs this on every crop); sums in float64.
+    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
     n = len(x)
-    total = x.reshape(n, -1).sum(axis=1)
-    variation = np.abs(np.diff(x, axis=1)).sum(axis=(1, 2)) + np.abs(np.diff(x, axis=2)).sum(axis=(1, 2))
+    total = x.reshape(n, -1).sum(axis=1, dtype=np.float64)
+    variation = (np.abs(np.diff(x, axis=1)).sum(axis=(1, 2), dtype=np.float64)
+                 + np.abs(np.diff(x, axis=2)).sum(axis=(1, 2), dtype=np.float64))
     gy, gx = np.gradient(x, axis=(1, 2))
     magnitude = np.hypot(gx, gy).reshape(n, -1)
     angle = np.mod(np.arctan2(gy, gx), np.pi).reshape(n, -1)
     bins = np.minimum((angle * (_ORIENTATION_BINS / np.pi)).astype(np.int64), _ORIENTATION_BINS - 1)
-    histogram = np.zeros((n, _ORIENTATION_BINS))
-    np.add.at(histogram, (np.repeat(np.arange(n), bins.shape[1]), bins.ravel()), magnitude.ravel())
+    # One weighted bincount over (image, bin) pairs: the per-image histograms at once.
+    pairs = (np.arange(n)[:, None] * _ORIENTATION_BINS + bins).ravel()
+    histogram = np.bincount(pairs, weights=magnitude.ravel(), minlength=n * _ORIENTATION_BINS).reshape(n, _ORIENTATION_BINS)
     share = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1e-12)
     entropy = -(share * np.log(np.maximum(share, 1e-12))).sum(axis=1)
     return np.stack([

@@ -7,7 +7,7 @@ anything else, including shapes it never saw. Without it, a classifier trained o
 alone reads a "B" as an 8, or a stroke as a 1, with full confidence.
 
 The outliers are drawn here, procedurally, on the fly: random strokes and scribbles,
-filled blobs, speckle, and MNIST training digits mirrored or turned on their side (which
+strokes that cross, filled blobs, speckle, and MNIST training digits mirrored or turned on their side (which
 are not digits any more). No letters, fonts or symbols: the benchmark of non-digits keeps
 those for itself, so the figures measure what the classifier generalises to.
 """
@@ -68,6 +68,28 @@ def strokes(n: int, g: torch.Generator) -> torch.Tensor:
     return ink
 
 
+def crosses(n: int, g: torch.Generator) -> torch.Tensor:
+    """Two or three straight strokes crossing near one point: plus, x, asterisk. Strokes
+    that cross are no digit's (a 4's crossing strokes meet a third that joins them at an
+    end; the zigzags above join only at their ends)."""
+    lo, hi = BOX
+    centre = SIDE / 2 + (torch.rand(n, 2, generator=g) * 2 - 1) * 3
+    count = torch.randint(2, 4, (n,), generator=g)
+    # Arms spread over half a turn, evenly, each jittered by up to a sixth of the gap.
+    first = torch.rand(n, generator=g) * math.pi
+    width = 1.5 + torch.rand(n, generator=g) * 2.5
+    ink = torch.zeros(n, SIDE, SIDE)
+    for k in range(3):
+        jitter = (torch.rand(n, generator=g) * 2 - 1) * math.pi / (6 * count)
+        angle = first + k * math.pi / count + jitter
+        half = (5 + torch.rand(n, generator=g) * 5)[:, None]
+        step = torch.stack([torch.cos(angle), torch.sin(angle)], 1) * half
+        along = 0.6 + 0.8 * torch.rand(n, 1, generator=g)  # the crossing need not be mid-stroke
+        p0, p1 = (centre - step * along).clamp(lo, hi), (centre + step * (2 - along)).clamp(lo, hi)
+        ink = torch.maximum(ink, _segment_ink(p0, p1, width) * (k < count).float()[:, None, None])
+    return ink
+
+
 def blobs(n: int, g: torch.Generator) -> torch.Tensor:
     """Filled ellipses of random size, shape and angle."""
     y, x = _grid()
@@ -100,8 +122,9 @@ def turned_digits(images: torch.Tensor, labels: torch.Tensor, g: torch.Generator
 
 
 def outliers(n: int, digits: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """About ``n`` non-digits (N, 1, 28, 28) in [0, 1], a mix of every kind above."""
+    """Non-digits (N, 1, 28, 28) in [0, 1]: ``n // 8`` each of strokes, crosses, blobs and
+    speckle, and up to ``n // 4`` turned digits (fewer where a turned digit stays a digit)."""
     quarter = n // 4
-    parts = [strokes(quarter, g), blobs(quarter // 2, g), speckle(quarter // 2, g),
+    parts = [strokes(quarter // 2, g), crosses(quarter // 2, g), blobs(quarter // 2, g), speckle(quarter // 2, g),
              turned_digits(digits[:quarter], labels[:quarter], g)]
     return torch.cat(parts)[:, None].clamp(0, 1)
