@@ -25,9 +25,11 @@ def training_section() -> list[str]:
     metrics = [json.loads(line) for line in (REPO / "artifacts" / "metrics.jsonl").read_text().splitlines()]
     log = (REPO / "artifacts" / "training_log.txt").read_text()
     wall = next((line.split("): ", 1)[1].strip() + " (m:ss) wall clock" for line in log.splitlines() if "Elapsed" in line), "?")
+    timed = next((line.split(": ", 1)[1].strip().strip('"') for line in log.splitlines() if "Command being timed" in line), "?")
+    command = "digitvae " + timed.split("digitvae ", 1)[1] if "digitvae " in timed else timed
     last = metrics[-1]
     return ["## Training (PyTorch, 2 cores)", "",
-            f"`digitvae train --epochs 20 --out runs/full`: {len(metrics)} epochs, {wall} "
+            f"`{command}`: {len(metrics)} epochs, {wall} "
             f"(median epoch {sorted(m['epoch_seconds'] for m in metrics)[len(metrics) // 2]:.0f} s of training, plus evaluation).",
             f"Final test figures: accuracy {100 * last['test_accuracy']:.2f}%, negative ELBO {last['test_neg_elbo']:.2f} nats "
             f"(reconstruction {last['test_reconstruction']:.2f} + KL {last['test_kl']:.2f}), generated digits read right by "

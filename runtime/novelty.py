@@ -19,8 +19,15 @@ wide; ruled lines and printed capitals have their edges in a few straight orient
 where handwriting curves. A classifier *more* sure than usual is no sign of a non-digit, so
 doubt below the validation median counts as the median (the only one-sided feature).
 
-``oddness`` is the distance over its threshold (<= 1 means "a digit"), so a single number
-decides and the same number ranks crops for an ROC curve.
+A second, simpler test sits beside it: the classifier must read the crop with at least
+the confidence that all but ``CONFIDENCE_TAIL`` of the validation digits get (the
+max-softmax baseline of Hendrycks & Gimpel, ICLR 2017, made sharp by outlier exposure).
+The Gaussian alone let through crosses and stars that the classifier reads as a "4" with
+probability 0.1 to 0.3: their other features look like a digit's, and real digits' doubt is
+so heavy-tailed that the Gaussian's spread along it is wide.
+
+``oddness`` is the larger of the two tests' values over their thresholds (<= 1 means "a
+digit"), so a single number decides and the same number ranks crops for an ROC curve.
 
 The margin is there for the camera: its crops are not rendered exactly as MNIST's (ink
 texture, stroke widths). On generated camera frames of *validation* digits an unwidened
@@ -42,6 +49,9 @@ import numpy as np
 #: squared distances, times SHAPE_MARGIN (room for camera crops; see the module docstring).
 SHAPE_TAIL = 0.005
 SHAPE_MARGIN = 1.25
+#: The confidence test's threshold: the top class probability that all but this share of
+#: the validation digits reach.
+CONFIDENCE_TAIL = 0.0025
 
 #: The profile's features, in order (see :func:`features`).
 FEATURES: Final = ("log_score", "log_doubt", "log_ink", "log_width", "edge_entropy")
@@ -55,8 +65,9 @@ METHOD = (
     "from the validation slice (the last 10,000 training images, never the test set, never "
     f"non-digits): mean and covariance of the features {', '.join(FEATURES)} "
     f"(log_doubt floored at its median); max_distance = the {1 - SHAPE_TAIL:.4f} quantile of the "
-    f"digits' squared Mahalanobis distances times {SHAPE_MARGIN}; a crop is a digit when its distance "
-    "is at most max_distance"
+    f"digits' squared Mahalanobis distances times {SHAPE_MARGIN}; min_confidence = the {CONFIDENCE_TAIL} "
+    "quantile of the digits' top class probabilities; a crop is a digit when its distance is at most "
+    "max_distance and its top class probability at least min_confidence"
 )
 
 
@@ -70,6 +81,7 @@ class Thresholds:
     covariance: tuple[tuple[float, ...], ...]
     floors: tuple[float | None, ...]  # one-sided features are raised to this value first
     max_distance: float
+    min_confidence: float  # the classifier's top probability must reach this
 
     @classmethod
     def from_manifest(cls, entry: dict[str, Any]) -> "Thresholds":
@@ -79,6 +91,7 @@ class Thresholds:
             covariance = tuple(tuple(float(v) for v in row) for row in entry["covariance"])
             floors = tuple(None if v is None else float(v) for v in entry["floors"])
             max_distance = float(entry["max_distance"])
+            min_confidence = float(entry["min_confidence"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"manifest thresholds are incomplete or not numbers: {entry!r}") from exc
         n = len(features)
@@ -89,12 +102,14 @@ class Thresholds:
         values = np.array([*mean, max_distance, *(v for r in covariance for v in r), *(v for v in floors if v is not None)])
         if not np.isfinite(values).all() or max_distance <= 0:
             raise ValueError("manifest thresholds have non-finite numbers or max_distance <= 0")
-        return cls(features, mean, covariance, floors, max_distance)
+        if not 0 <= min_confidence < 1:
+            raise ValueError(f"manifest thresholds: min_confidence must be in [0, 1), got {min_confidence}")
+        return cls(features, mean, covariance, floors, max_distance, min_confidence)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": list(self.mean),
                 "covariance": [list(r) for r in self.covariance], "floors": list(self.floors),
-                "max_distance": self.max_distance, "method": METHOD}
+                "max_distance": self.max_distance, "min_confidence": self.min_confidence, "method": METHOD}
 
     def distance(self, values: np.ndarray) -> np.ndarray:
         """(N, F) feature values -> (N,) squared Mahalanobis distance from the digits."""
@@ -145,12 +160,16 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
 
 
 def oddness(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """(N,) float, <= 1 is a digit: the profile's squared distance over its threshold."""
-    return t.distance(features(score, probabilities, images)) / t.max_distance
+    """(N,) float, <= 1 is a digit: the larger of the profile's squared distance over its
+    threshold and the classifier's doubt (1 - top probability) over its threshold."""
+    doubt = 1.0 - np.asarray(probabilities, np.float64).max(axis=1)
+    shape = t.distance(features(score, probabilities, images)) / t.max_distance
+    return np.maximum(shape, doubt / (1.0 - t.min_confidence))
 
 
 def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
-              tail: float = SHAPE_TAIL, margin: float = SHAPE_MARGIN) -> Thresholds:
+              tail: float = SHAPE_TAIL, margin: float = SHAPE_MARGIN,
+              confidence_tail: float = CONFIDENCE_TAIL) -> Thresholds:
     """Thresholds from real digits (the validation slice): see ``METHOD``."""
     values = features(score, probabilities, images)
     x = values.copy()
@@ -160,9 +179,10 @@ def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
             x[:, j] = np.maximum(x[:, j], floor)
     mean = x.mean(axis=0)
     covariance = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
-    partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0)
+    partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0, 0.0)
     max_distance = float(np.quantile(partial.distance(values), 1 - tail)) * margin
-    return Thresholds(partial.features, partial.mean, partial.covariance, floors, max_distance)
+    min_confidence = float(np.quantile(np.asarray(probabilities, np.float64).max(axis=1), confidence_tail))
+    return Thresholds(partial.features, partial.mean, partial.covariance, floors, max_distance, min_confidence)
 
 
 def auroc(digits: np.ndarray, others: np.ndarray) -> float:

@@ -82,3 +82,28 @@ def test_augment_keeps_shape_range_and_share():
     changed = (out != x).flatten(1).any(1).float().mean().item()
     assert 0.3 < changed < 0.7
     assert torch.equal(augment(x, 0.0, g), x)
+
+
+def test_classifier_without_hidden_layer_loads_older_checkpoints_shape():
+    # classifier_hidden=0 is the head checkpoints had before the hidden layer.
+    model = DigitVAE(ModelArgs(classifier_hidden=0)).eval()
+    linears = [m for m in model.classifier.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(4 * 24 * 9, spec.NUM_CLASSES)]
+    assert model.classifier(torch.rand(2, 1, 28, 28)).shape == (2, spec.NUM_CLASSES)
+
+
+def test_outliers_are_non_digit_images_in_range_and_reproducible():
+    from digitvae.train.outliers import crosses, outliers
+
+    digits, labels = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
+    first = outliers(64, digits, labels, torch.Generator().manual_seed(3))
+    again = outliers(64, digits, labels, torch.Generator().manual_seed(3))
+    assert torch.equal(first, again)
+    assert first.shape[1:] == (1, 28, 28) and 0 <= first.min() and first.max() <= 1
+    # 8 each of four drawn kinds and up to 16 turned digits (a mirrored 0, 1 or 8 stays a
+    # digit and is dropped).
+    assert 32 < len(first) <= 48
+    marks = crosses(50, torch.Generator().manual_seed(0))
+    assert (marks.flatten(1).sum(1) > 20).all(), "every cross has ink"
+    # Drawn inside the 20x20 box a normalised digit occupies (plus half the widest pen).
+    assert marks[:, :2].sum() == 0 and marks[:, :, :2].sum() == 0

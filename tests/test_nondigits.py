@@ -95,10 +95,32 @@ def test_thresholds_round_trip_through_the_manifest():
     again = novelty.Thresholds.from_manifest(t.to_manifest())
     assert np.allclose(novelty.oddness(again, score, probabilities, images), novelty.oddness(t, score, probabilities, images))
     rejected = (novelty.oddness(t, score, probabilities, images) > 1).mean()
-    assert rejected <= novelty.SHAPE_TAIL + 0.01
+    assert rejected <= novelty.SHAPE_TAIL + novelty.CONFIDENCE_TAIL + 0.01
     broken = {**t.to_manifest(), "features": ["log_score"]}
     with pytest.raises(ValueError, match="features"):
         novelty.Thresholds.from_manifest(broken)
+    with pytest.raises(ValueError, match="min_confidence"):
+        novelty.Thresholds.from_manifest({**t.to_manifest(), "min_confidence": 1.5})
+    older = {k: v for k, v in t.to_manifest().items() if k != "min_confidence"}
+    with pytest.raises(ValueError, match="incomplete"):
+        novelty.Thresholds.from_manifest(older)
+
+
+def test_a_crop_the_classifier_cannot_read_is_not_a_digit():
+    # Calibrated on confidently read "digits": the same crops read with a flat output are
+    # odd, whatever the rest of their profile.
+    rng = np.random.default_rng(1)
+    images = (rng.random((400, 28, 28)) < 0.15).astype(np.float32)
+    score = rng.normal(100, 10, 400).astype(np.float32)
+    sure = np.full((400, 10), 0.001, np.float32)
+    sure[np.arange(400), rng.integers(0, 10, 400)] = 0.991
+    sure[:40, 0] += rng.uniform(0.0, 0.3, 40)  # a few less sure, so the quantile is not flat
+    sure /= sure.sum(axis=1, keepdims=True)
+    t = novelty.calibrate(score, sure, images)
+    assert 0.5 < t.min_confidence < 0.995
+    flat = np.full((400, 10), 0.1, np.float32)
+    assert (novelty.oddness(t, score, sure, images) <= 1).mean() >= 0.98
+    assert (novelty.oddness(t, score, flat, images) > 1).all()
 
 
 def test_features_are_finite_for_blank_and_full_crops():

@@ -34,7 +34,9 @@ class ModelArgs:
     # encoder and decoder graphs near 1.7 MB each, so the wheel stays under 5 MB
     vae_stages: int = 2  # stride-2 conv stages of encoder/decoder: 2 (28->7) or 3 (28->4)
     classifier_channels: int = 24  # first conv width of the classifier; doubles per stage
-    classifier_dropout: float = 0.3  # before the classifier's last layer
+    classifier_hidden: int = 64  # fully connected layer before the logits: +0.2% accuracy on
+    # the validation slice for 1% more multiply-adds; 64 keeps the wheel under 5 MB (0 = none)
+    classifier_dropout: float = 0.3  # before each of the classifier's fully connected layers
 
     def __post_init__(self) -> None:
         if self.vae_stages not in SIDES:
@@ -107,21 +109,24 @@ class Decoder(nn.Module):
 class Classifier(nn.Module):
     """(N, 1, 28, 28) in [0, 1] -> digit logits (N, 10).
 
-    Three conv stages (24, 48, 96 channels) with batch norm and max pooling: 61k weights,
-    4.2M multiply-adds per image, so that ten camera crops classify in well under a
-    millisecond on one core.
+    Three conv stages (24, 48, 96 channels) with batch norm and max pooling, then a
+    fully connected layer of 64: 109k weights, 4.3M multiply-adds per image, so that ten
+    camera crops classify in well under a millisecond on one core.
     """
 
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        c = args.classifier_channels
+        c, hidden, dropout = args.classifier_channels, args.classifier_hidden, args.classifier_dropout
         self.features = nn.Sequential(
             *conv_bn_relu(1, c), nn.MaxPool2d(2),  # 28 -> 14
             *conv_bn_relu(c, 2 * c), nn.MaxPool2d(2),  # 14 -> 7
             *conv_bn_relu(2 * c, 4 * c), nn.MaxPool2d(2),  # 7 -> 3
             nn.Flatten(),
         )
-        self.head = nn.Sequential(nn.Dropout(args.classifier_dropout), nn.Linear(4 * c * 3 * 3, NUM_CLASSES))
+        flat = 4 * c * 3 * 3
+        # Batch norm on the hidden layer, as on the convs; export folds it into the Linear.
+        hidden_layer = [nn.Dropout(dropout), nn.Linear(flat, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU()] if hidden else []
+        self.head = nn.Sequential(*hidden_layer, nn.Dropout(dropout), nn.Linear(hidden or flat, NUM_CLASSES))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(image))
