@@ -105,5 +105,7 @@ def test_outliers_are_non_digit_images_in_range_and_reproducible():
     assert 32 < len(first) <= 48
     marks = crosses(50, torch.Generator().manual_seed(0))
     assert (marks.flatten(1).sum(1) > 20).all(), "every cross has ink"
-    # Drawn inside the 20x20 box a normalised digit occupies (plus half the widest pen).
-    assert marks[:, :2].sum() == 0 and marks[:, :, :2].sum() == 0
+    # Strokes end inside the 20x20 box a normalised digit occupies; with half the widest pen
+    # (3 pixels) around them, the outermost rows and columns stay blank or nearly so.
+    edges = torch.cat([marks[:, 0], marks[:, -1], marks[:, :, 0], marks[:, :, -1]], 1)
+    assert edges.max() < 0.3

@@ -77,7 +77,9 @@ def crosses(n: int, g: torch.Generator) -> torch.Tensor:
     count = torch.randint(2, 4, (n,), generator=g)
     # Arms spread over half a turn, evenly, each jittered by up to a sixth of the gap.
     first = torch.rand(n, generator=g) * math.pi
-    width = 1.5 + torch.rand(n, generator=g) * 2.5
+    # Up to a 5.5-pixel pen: a small mark drawn with a digit's pen is bold once scaled up to
+    # the 20x20 box, and bold crosses were what the classifier still read as a 4.
+    width = 1.5 + torch.rand(n, generator=g) * 4.0
     ink = torch.zeros(n, SIDE, SIDE)
     for k in range(3):
         jitter = (torch.rand(n, generator=g) * 2 - 1) * math.pi / (6 * count)
