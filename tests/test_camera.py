@@ -21,9 +21,10 @@ from digitvae.runtime.frames import FrameGenerator  # noqa: E402
 # is-digit verdict. The full 500-frame table comes from benchmarks/bench_camera.py.
 MIN_FOUND = 0.98
 MIN_ACCURACY = 0.95
-# Issue 5's targets for what is *not* a digit. Today's is-digit test accepts about a
-# quarter of the frames' thick crosses and stars, so these are expected to fail until
-# it rejects them (see test_few_false_digits).
+# Issue 5's targets for what is *not* a digit. The is-digit test still accepts about 4% of
+# the frames' marks (bold plus and x signs read as a 4), which the 200-frame benchmark
+# counts as 18.5 false digits per 100 blank frames: test_few_false_digits_on_blank_frames
+# is a strict xfail until that is fixed.
 MAX_SPURIOUS = 0.01
 MAX_FALSE_PER_100_BLANK = 1.0
 
@@ -92,12 +93,19 @@ def test_reads_generated_frames(paper_result):
     assert result["frames_read_in_order"] >= 0.3, result  # a spurious mark spoils a frame's order
 
 
-@pytest.mark.xfail(strict=False, reason="is_digit accepts ~25% of thick crosses and stars (issue 4's model); "
-                                        "the reader finds them, as it must")
-def test_few_false_digits(paper_result):
+def test_few_spurious_detections(paper_result):
     result = dict(paper_result)
     detail = result.pop("failures")
-    assert result["spurious_rate"] <= MAX_SPURIOUS, (result, detail)
+    # ~290 detections on 40 frames, where one spurious detection is 0.35%: twice the target
+    # is the small-sample bound (the 500-frame benchmark measures 0.67%; the model before
+    # the confidence test, 6.9%).
+    assert result["spurious_rate"] <= 2 * MAX_SPURIOUS, (result, detail)
+
+
+@pytest.mark.xfail(strict=True, reason="is_digit accepts some bold plus and x marks as a 4 (issue 5 is open)")
+def test_few_false_digits_on_blank_frames(paper_result):
+    result = dict(paper_result)
+    detail = result.pop("failures")
     # 25 blank frames: at most one false digit among them (4 per 100) is the small-sample bound.
     assert result["false_digits_per_100_blank"] <= 4 * MAX_FALSE_PER_100_BLANK, (result, detail)
 
