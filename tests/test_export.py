@@ -105,7 +105,7 @@ def test_manifest_describes_the_files(tiny_artifacts):
     assert {"features", "mean", "covariance", "floors", "max_distance", "method"} <= set(manifest["thresholds"])
     assert "validation" in manifest["thresholds"]["method"]
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
-    assert manifest["training"]["config"]["limit"] == 512
+    assert manifest["training"]["config"]["limit"] == 1024
 
 
 def hashes(folder: Path) -> dict[str, str]:
