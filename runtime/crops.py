@@ -58,6 +58,7 @@ def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float) -> np.nda
 def mnist_crop(ink: np.ndarray) -> np.ndarray:
     """Float32 ink (h, w) in [0, 1], the digit's box -> float32 (28, 28) in [0, 1]: fitted
     into the 20x20 box with its aspect kept, centred by centre of mass."""
+    ink = _trim(ink)
     h, w = ink.shape
     scale = DIGIT_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -66,6 +67,16 @@ def mnist_crop(ink: np.ndarray) -> np.ndarray:
     method = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     small = cv2.resize(ink, size, interpolation=method)
     return _centre(np.minimum(small, 1.0, out=small))  # resampling may overshoot 1 slightly
+
+
+def _trim(ink: np.ndarray) -> np.ndarray:
+    """The tight box around the ink that is left: MNIST fitted the box of the digit's own
+    pixels, and a faint piece the stroke mask kept but :func:`ink_levels` zeroed (a rule's
+    stub, a shadow edge) would otherwise shrink the digit and pull it off-centre."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0:
+        return ink
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def _centre(small: np.ndarray) -> np.ndarray:

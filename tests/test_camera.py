@@ -178,6 +178,18 @@ def test_crop_is_normalised_like_mnist(mnist):
     assert max(np.corrcoef(c.ravel(), reference.ravel())[0, 1] for c in shifted) > 0.95
 
 
+def test_crop_fits_the_ink_that_is_left_not_the_mask(mnist):
+    from digitvae.runtime import crops
+
+    digit = cv2.resize(clear_digits(mnist, [3])[0], (100, 100)).astype(np.float32) / 255
+    alone = crops.mnist_crop(digit)
+    # The same digit in a box that a faint piece (zeroed by the ink levels) stretched to 3x.
+    stretched = np.zeros((300, 300), np.float32)
+    stretched[100:200, 180:280] = digit
+    assert np.abs(crops.mnist_crop(stretched) - alone).max() < 1e-6
+    assert crops.mnist_crop(np.zeros((40, 30), np.float32)).max() == 0.0  # nothing left: an empty crop
+
+
 def test_a_28x28_frame_is_taken_as_an_mnist_crop(mnist):
     image = mnist.test_images[0]
     fake = DigitReader(FakeVAE())
