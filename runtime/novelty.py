@@ -20,11 +20,15 @@ where handwriting curves. A classifier *more* sure than usual is no sign of a no
 doubt below the validation median counts as the median (the only one-sided feature).
 
 A second, simpler test sits beside it: the classifier must read the crop with at least
-the confidence that all but ``CONFIDENCE_TAIL`` of the validation digits get (the
-max-softmax baseline of Hendrycks & Gimpel, ICLR 2017, made sharp by outlier exposure).
-The Gaussian alone let through crosses and stars that the classifier reads as a "4" with
-probability 0.1 to 0.3: their other features look like a digit's, and real digits' doubt is
-so heavy-tailed that the Gaussian's spread along it is wide.
+the confidence that all but ``CONFIDENCE_TAIL`` of the validation digits *it reads as the
+same digit* get (the max-softmax baseline of Hendrycks & Gimpel, ICLR 2017, made sharp by
+outlier exposure). The Gaussian alone let through crosses and stars that the classifier
+reads as a "4" with probability 0.1 to 0.3: their other features look like a digit's, and
+real digits' doubt is so heavy-tailed that the Gaussian's spread along it is wide. One
+bound per digit, because the digits differ: the hardest validation 5s are read with
+probability 0.14, the hardest 4s with 0.54, and a single bound (0.30) set by the 5s let
+through crosses read as a 4 with 0.3 to 0.5 (on generated blank frames: 16.5 false digits
+per 100 frames with one bound, about a third of that with one per digit).
 
 ``oddness`` is the larger of the two tests' values over their thresholds (<= 1 means "a
 digit"), so a single number decides and the same number ranks crops for an ROC curve.
@@ -45,13 +49,18 @@ from typing import Any, Final
 
 import numpy as np
 
+from .spec import NUM_CLASSES
+
 #: The profile test's threshold: the (1 - SHAPE_TAIL) quantile of the validation digits'
 #: squared distances, times SHAPE_MARGIN (room for camera crops; see the module docstring).
 SHAPE_TAIL = 0.005
 SHAPE_MARGIN = 1.25
 #: The confidence test's threshold: the top class probability that all but this share of
-#: the validation digits reach.
+#: the validation digits read as that digit reach.
 CONFIDENCE_TAIL = 0.0025
+#: Fewer validation digits read as one digit than this, and that digit's bound is the one
+#: of all digits (a quantile of a handful is noise; only a barely trained model gets here).
+MIN_PER_CLASS = 200
 
 #: The profile's features, in order (see :func:`features`).
 FEATURES: Final = ("log_score", "log_doubt", "log_ink", "log_width", "edge_entropy")
@@ -65,9 +74,9 @@ METHOD = (
     "from the validation slice (the last 10,000 training images, never the test set, never "
     f"non-digits): mean and covariance of the features {', '.join(FEATURES)} "
     f"(log_doubt floored at its median); max_distance = the {1 - SHAPE_TAIL:.4f} quantile of the "
-    f"digits' squared Mahalanobis distances times {SHAPE_MARGIN}; min_confidence = the {CONFIDENCE_TAIL} "
-    "quantile of the digits' top class probabilities; a crop is a digit when its distance is at most "
-    "max_distance and its top class probability at least min_confidence"
+    f"digits' squared Mahalanobis distances times {SHAPE_MARGIN}; min_confidence[d] = the {CONFIDENCE_TAIL} "
+    "quantile of the top class probabilities of the digits read as d; a crop read as d is a digit when "
+    "its distance is at most max_distance and its top class probability at least min_confidence[d]"
 )
 
 
@@ -81,7 +90,7 @@ class Thresholds:
     covariance: tuple[tuple[float, ...], ...]
     floors: tuple[float | None, ...]  # one-sided features are raised to this value first
     max_distance: float
-    min_confidence: float  # the classifier's top probability must reach this
+    min_confidence: tuple[float, ...]  # per digit read: the top probability must reach this
 
     @classmethod
     def from_manifest(cls, entry: dict[str, Any]) -> "Thresholds":
@@ -91,7 +100,7 @@ class Thresholds:
             covariance = tuple(tuple(float(v) for v in row) for row in entry["covariance"])
             floors = tuple(None if v is None else float(v) for v in entry["floors"])
             max_distance = float(entry["max_distance"])
-            min_confidence = float(entry["min_confidence"])
+            min_confidence = tuple(float(v) for v in entry["min_confidence"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"manifest thresholds are incomplete or not numbers: {entry!r}") from exc
         n = len(features)
@@ -102,14 +111,15 @@ class Thresholds:
         values = np.array([*mean, max_distance, *(v for r in covariance for v in r), *(v for v in floors if v is not None)])
         if not np.isfinite(values).all() or max_distance <= 0:
             raise ValueError("manifest thresholds have non-finite numbers or max_distance <= 0")
-        if not 0 <= min_confidence < 1:
-            raise ValueError(f"manifest thresholds: min_confidence must be in [0, 1), got {min_confidence}")
+        if len(min_confidence) != NUM_CLASSES or not all(0 <= v < 1 for v in min_confidence):
+            raise ValueError(f"manifest thresholds: min_confidence must be {NUM_CLASSES} numbers in [0, 1), "
+                             f"got {list(min_confidence)}")
         return cls(features, mean, covariance, floors, max_distance, min_confidence)
 
     def to_manifest(self) -> dict[str, Any]:
         return {"features": list(self.features), "mean": list(self.mean),
                 "covariance": [list(r) for r in self.covariance], "floors": list(self.floors),
-                "max_distance": self.max_distance, "min_confidence": self.min_confidence, "method": METHOD}
+                "max_distance": self.max_distance, "min_confidence": list(self.min_confidence), "method": METHOD}
 
     def distance(self, values: np.ndarray) -> np.ndarray:
         """(N, F) feature values -> (N,) squared Mahalanobis distance from the digits."""
@@ -161,10 +171,13 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
 
 def oddness(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
     """(N,) float, <= 1 is a digit: the larger of the profile's squared distance over its
-    threshold and the classifier's doubt (1 - top probability) over its threshold."""
-    doubt = 1.0 - np.asarray(probabilities, np.float64).max(axis=1)
+    threshold and the classifier's doubt (1 - top probability) over the threshold of the
+    digit it reads."""
+    p = np.asarray(probabilities, np.float64)
+    doubt = 1.0 - p.max(axis=1)
+    allowed = 1.0 - np.asarray(t.min_confidence)[p.argmax(axis=1)]
     shape = t.distance(features(score, probabilities, images)) / t.max_distance
-    return np.maximum(shape, doubt / (1.0 - t.min_confidence))
+    return np.maximum(shape, doubt / allowed)
 
 
 def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
@@ -181,8 +194,17 @@ def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
     covariance = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
     partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0, 0.0)
     max_distance = float(np.quantile(partial.distance(values), 1 - tail)) * margin
-    min_confidence = float(np.quantile(np.asarray(probabilities, np.float64).max(axis=1), confidence_tail))
+    min_confidence = _confidence_bounds(np.asarray(probabilities, np.float64), confidence_tail)
     return Thresholds(partial.features, partial.mean, partial.covariance, floors, max_distance, min_confidence)
+
+
+def _confidence_bounds(probabilities: np.ndarray, tail: float) -> tuple[float, ...]:
+    """Per digit d, the ``tail`` quantile of the top probabilities of the crops read as d
+    (the quantile over all crops where fewer than ``MIN_PER_CLASS`` are read as d)."""
+    top, read = probabilities.max(axis=1), probabilities.argmax(axis=1)
+    overall = float(np.quantile(top, tail))
+    return tuple(float(np.quantile(top[read == d], tail)) if (read == d).sum() >= MIN_PER_CLASS else overall
+                 for d in range(NUM_CLASSES))
 
 
 def auroc(digits: np.ndarray, others: np.ndarray) -> float:

@@ -102,11 +102,11 @@ def test_few_spurious_detections(paper_result):
     assert result["spurious_rate"] <= 2 * MAX_SPURIOUS, (result, detail)
 
 
-@pytest.mark.xfail(strict=True, reason="is_digit accepts some bold plus and x marks as a 4 (issue 5 is open)")
 def test_few_false_digits_on_blank_frames(paper_result):
     result = dict(paper_result)
     detail = result.pop("failures")
-    # 25 blank frames: at most one false digit among them (4 per 100) is the small-sample bound.
+    # 25 blank frames: at most one false digit among them (4 per 100) is the small-sample
+    # bound. The 200-frame benchmark still measures 5 per 100 (bold crosses read as a 4).
     assert result["false_digits_per_100_blank"] <= 4 * MAX_FALSE_PER_100_BLANK, (result, detail)
 
 

@@ -100,7 +100,9 @@ def test_thresholds_round_trip_through_the_manifest():
     with pytest.raises(ValueError, match="features"):
         novelty.Thresholds.from_manifest(broken)
     with pytest.raises(ValueError, match="min_confidence"):
-        novelty.Thresholds.from_manifest({**t.to_manifest(), "min_confidence": 1.5})
+        novelty.Thresholds.from_manifest({**t.to_manifest(), "min_confidence": [0.5] * 9 + [1.5]})
+    with pytest.raises(ValueError, match="min_confidence must be 10 numbers"):
+        novelty.Thresholds.from_manifest({**t.to_manifest(), "min_confidence": [0.5] * 9})
     older = {k: v for k, v in t.to_manifest().items() if k != "min_confidence"}
     with pytest.raises(ValueError, match="incomplete"):
         novelty.Thresholds.from_manifest(older)
@@ -117,10 +119,30 @@ def test_a_crop_the_classifier_cannot_read_is_not_a_digit():
     sure[:40, 0] += rng.uniform(0.0, 0.3, 40)  # a few less sure, so the quantile is not flat
     sure /= sure.sum(axis=1, keepdims=True)
     t = novelty.calibrate(score, sure, images)
-    assert 0.5 < t.min_confidence < 0.995
+    assert all(0.5 < bound < 0.995 for bound in t.min_confidence)
     flat = np.full((400, 10), 0.1, np.float32)
     assert (novelty.oddness(t, score, sure, images) <= 1).mean() >= 0.98
     assert (novelty.oddness(t, score, flat, images) > 1).all()
+
+
+def test_each_digit_has_its_own_confidence_bound():
+    # Validation "digits": 4s always read surely, 5s often doubtfully, no 7 at all.
+    rng = np.random.default_rng(2)
+    n = 1000
+    images = (rng.random((2 * n, 28, 28)) < 0.15).astype(np.float32)
+    score = rng.normal(100, 10, 2 * n).astype(np.float32)
+    top = np.concatenate([rng.uniform(0.9, 1.0, n), rng.uniform(0.2, 1.0, n)])
+    read = np.repeat([4, 5], n)
+    probabilities = np.tile(((1 - top) / 9)[:, None], (1, 10))
+    probabilities[np.arange(2 * n), read] = top
+    t = novelty.calibrate(score, probabilities, images)
+    assert t.min_confidence[4] > 0.89 and t.min_confidence[5] < 0.25
+    assert t.min_confidence[7] == pytest.approx(np.quantile(top, novelty.CONFIDENCE_TAIL))  # too few: all digits' bound
+    # The same doubt (so the same profile) is odd on a 4 and fine on a 5.
+    half = np.full((2, 10), 0.5 / 9)
+    half[0, 4] = half[1, 5] = 0.5
+    odd = novelty.oddness(t, score[:2], half, images[:2])
+    assert odd[0] > 1 and odd[0] > odd[1]
 
 
 def test_features_are_finite_for_blank_and_full_crops():
