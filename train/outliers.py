@@ -7,9 +7,9 @@ anything else, including shapes it never saw. Without it, a classifier trained o
 alone reads a "B" as an 8, or a stroke as a 1, with full confidence.
 
 The outliers are drawn here, procedurally, on the fly: random strokes and scribbles,
-strokes that cross, filled blobs, speckle, and MNIST training digits mirrored or turned on their side (which
-are not digits any more). No letters, fonts or symbols: the benchmark of non-digits keeps
-those for itself, so the figures measure what the classifier generalises to.
+strokes that cross, filled blobs, speckle, and MNIST training digits mirrored or turned on
+their side (which are not digits any more). No letters, fonts or symbols: the benchmark of
+non-digits keeps those for itself, so the figures measure what the classifier generalises to.
 """
 
 from __future__ import annotations
