@@ -368,10 +368,19 @@ def _merge(boxes: np.ndarray) -> np.ndarray:
         & (np.minimum(size[:, None], size[None]) >= 0.12 * tall)  # specks stay out
     )
     parent = np.arange(len(boxes))
-    for a, b in zip(*np.nonzero(np.triu(join, 1))):
+    # The height rule holds for whole groups too, not only for pairs: else small pieces
+    # (a grid's bits as dark as the ink) chain two stacked digits into one group. Closest
+    # pairs first, so a digit's own pieces join before anything further away.
+    top, bottom, tallest = y0.copy(), y1.copy(), h.copy()
+    pairs = np.argwhere(np.triu(join, 1))
+    for a, b in pairs[np.argsort(gap_y[pairs[:, 0], pairs[:, 1]], kind="stable")]:
         ra, rb = _root(parent, int(a)), _root(parent, int(b))
-        if ra != rb:
+        if ra == rb:
+            continue
+        t, btm, tall_ab = min(top[ra], top[rb]), max(bottom[ra], bottom[rb]), max(tallest[ra], tallest[rb])
+        if btm - t <= 1.6 * tall_ab:
             parent[rb] = ra
+            top[ra], bottom[ra], tallest[ra] = t, btm, tall_ab
     return np.array([_root(parent, i) for i in range(len(boxes))])
 
 

@@ -161,6 +161,17 @@ def test_strokes_of_one_digit_stay_together(mnist):
     assert len(found.boxes) == 1
 
 
+def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
+    from digitvae.runtime.segment import _merge
+
+    # Two digits 40 px tall, one above the other, and a grid's bit between them that sits
+    # close enough to join either one alone.
+    upper, bit, lower = (0, 0, 20, 40), (6, 42, 8, 10), (0, 54, 20, 40)
+    roots = _merge(np.array([upper, bit, lower]))
+    assert roots[0] != roots[2]
+    assert roots[1] in (roots[0], roots[2])
+
+
 def test_crop_is_normalised_like_mnist(mnist):
     image = clear_digits(mnist, [7])[0]
     found = DigitReader(FakeVAE()).locate(paper([image], [(250, 150)], 150))
