@@ -54,6 +54,8 @@ WEAK_PEAK: Final = 110  # ... or whose strong end (90th percentile) stays below 
 # shadow's core is flat; digits' pieces reach 122 and up)
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
 MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
+MAX_STACK: Final = 1.6  # a group of strokes is at most this many times its tallest piece's
+# height: a digit's loose bar or dot fits, two digits one above the other never do
 MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page of text
 
 
@@ -351,8 +353,8 @@ def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:
 
 def _merge(boxes: np.ndarray) -> np.ndarray:
     """Union-find over pieces: a and b join when they share most of the narrower one's
-    column range, the vertical gap between them is small, and together they are not
-    much taller than the taller alone (two stacked digits never pass that)."""
+    column range, the vertical gap between them is small, and the group they make is at
+    most ``MAX_STACK`` times its tallest piece's height (two stacked digits never pass that)."""
     x0, y0 = boxes[:, 0], boxes[:, 1]
     x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
     w, h = boxes[:, 2], boxes[:, 3]
@@ -364,7 +366,7 @@ def _merge(boxes: np.ndarray) -> np.ndarray:
     join = (
         (overlap_x >= 0.5 * np.minimum(w[:, None], w[None]))
         & (gap_y <= 0.3 * tall)
-        & (union_h <= 1.6 * tall)
+        & (union_h <= MAX_STACK * tall)
         & (np.minimum(size[:, None], size[None]) >= 0.12 * tall)  # specks stay out
     )
     parent = np.arange(len(boxes))
@@ -378,7 +380,7 @@ def _merge(boxes: np.ndarray) -> np.ndarray:
         if ra == rb:
             continue
         t, btm, tall_ab = min(top[ra], top[rb]), max(bottom[ra], bottom[rb]), max(tallest[ra], tallest[rb])
-        if btm - t <= 1.6 * tall_ab:
+        if btm - t <= MAX_STACK * tall_ab:
             parent[rb] = ra
             top[ra], bottom[ra], tallest[ra] = t, btm, tall_ab
     return np.array([_root(parent, i) for i in range(len(boxes))])
