@@ -192,7 +192,8 @@ def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
             x[:, j] = np.maximum(x[:, j], floor)
     mean = x.mean(axis=0)
     covariance = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
-    partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0, 0.0)
+    partial = Thresholds(FEATURES, tuple(map(float, mean)), tuple(tuple(map(float, r)) for r in covariance), floors, 1.0,
+                         (0.0,) * NUM_CLASSES)
     max_distance = float(np.quantile(partial.distance(values), 1 - tail)) * margin
     min_confidence = _confidence_bounds(np.asarray(probabilities, np.float64), confidence_tail)
     return Thresholds(partial.features, partial.mean, partial.covariance, floors, max_distance, min_confidence)

@@ -21,10 +21,10 @@ from digitvae.runtime.frames import FrameGenerator  # noqa: E402
 # is-digit verdict. The full 500-frame table comes from benchmarks/bench_camera.py.
 MIN_FOUND = 0.98
 MIN_ACCURACY = 0.95
-# Issue 5's targets for what is *not* a digit. The is-digit test still accepts about 4% of
+# Issue 5's targets for what is *not* a digit. The is-digit test still accepts about 1% of
 # the frames' marks (bold plus and x signs read as a 4), which the 200-frame benchmark
-# counts as 18.5 false digits per 100 blank frames: test_few_false_digits_on_blank_frames
-# is a strict xfail until that is fixed.
+# counts as 5 false digits per 100 blank frames; the 25 blank frames here hold the
+# small-sample bound (test_few_false_digits_on_blank_frames).
 MAX_SPURIOUS = 0.01
 MAX_FALSE_PER_100_BLANK = 1.0
 
@@ -97,7 +97,7 @@ def test_few_spurious_detections(paper_result):
     result = dict(paper_result)
     detail = result.pop("failures")
     # ~290 detections on 40 frames, where one spurious detection is 0.35%: twice the target
-    # is the small-sample bound (the 500-frame benchmark measures 0.67%; the model before
+    # is the small-sample bound (the 500-frame benchmark measures 0.41%; the model before
     # the confidence test, 6.9%).
     assert result["spurious_rate"] <= 2 * MAX_SPURIOUS, (result, detail)
 
