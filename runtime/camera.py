@@ -28,6 +28,10 @@ MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
 MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
 MAX_HEIGHT_SHARE: Final = 0.95  # a digit can fill almost the whole frame height
 MAX_DIGITS: Final = 64  # candidates per frame sent to the model, largest first
+#: A candidate that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
+#: is at least this share of the frame's height: then the frame is a photo of that digit.
+CUT_OFF_SHARE: Final = 0.5
+CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map may lose the last rows)
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ class DigitReader:
         ink = segment.ink_map(gray)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
         strokes = segment.find_strokes(ink.contrast, self.min_height, max_height)
-        groups = segment.group_digits(strokes.pieces, self.min_height, max_height)
+        in_view = [p for p in strokes.pieces if not _cut_off(p.box, gray.shape)]
+        groups = segment.group_digits(in_view, self.min_height, max_height)
         kept = self._crops(ink.contrast, strokes.binary, groups)
         if not kept:
             return Candidates([], empty.crops, [], ink.light_ink)
@@ -152,6 +157,16 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     if crop.max() < crops.MIN_PEAK / 255.0:
         return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
+
+
+def _cut_off(box: Box, shape: tuple[int, ...]) -> bool:
+    """Is this candidate cut by the frame's edge? Then part of it is out of view and what is
+    left may read as another digit (half an 8 is a 0, the end of a grid line a 1): it is not
+    read until it is in view. One that fills much of the frame is what the photo shows."""
+    x, y, w, h = box
+    near = CUT_OFF_PIXELS
+    touches = min(x, y) <= near or x + w >= shape[1] - near or y + h >= shape[0] - near
+    return touches and h < CUT_OFF_SHARE * shape[0]
 
 
 def _to_frame(box: Box, scale: float) -> Box:

@@ -161,6 +161,21 @@ def test_strokes_of_one_digit_stay_together(mnist):
     assert len(found.boxes) == 1
 
 
+def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
+    digits = clear_digits(mnist, [8, 3])
+    # The "8" hangs off the top edge (its lower two thirds are in view), the "3" is whole.
+    page = paper(digits, [(100, 0), (300, 200)], 100)
+    page[:100, 100:200] = paper([digits[0]], [(100, 0)], 100, size=(200, 640))[20:120, 100:200]
+    found = DigitReader(FakeVAE()).locate(page)
+    assert len(found.boxes) == 1 and found.boxes[0][0] > 250
+    whole = DigitReader(FakeVAE()).locate(paper(digits, [(100, 40), (300, 200)], 100))
+    assert len(whole.boxes) == 2
+    # A photo of one digit that fills most of the frame is read, though its ink touches the top.
+    close_up = paper(digits[:1], [(10, 10)], 100, size=(120, 120))
+    close_up = close_up[np.nonzero((close_up < 150).any(axis=1))[0][0]:]
+    assert len(DigitReader(FakeVAE()).locate(close_up).boxes) == 1
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 

@@ -151,6 +151,18 @@ def test_features_are_finite_for_blank_and_full_crops():
     assert values.shape == (2, len(novelty.FEATURES)) and np.isfinite(values).all()
 
 
+def test_plus_signs_look_like_themselves_turned_a_quarter_and_digits_do_not(test_images):
+    plus = np.zeros((2, 28, 28), np.float32)
+    plus[0, 12:16, 4:24] = plus[0, 4:24, 12:16] = 1.0  # a bold plus, centred
+    plus[1] = np.eye(28, dtype=np.float32) + np.eye(28, dtype=np.float32)[::-1]  # an x
+    turn = novelty.FEATURES.index("quarter_turn")
+    crossed = novelty.features(np.full(2, 100.0), np.full((2, 10), 0.1), plus)[:, turn]
+    assert (crossed > 0.95).all()
+    images, _ = test_images
+    digits = novelty.features(np.full(len(images), 100.0), np.full((len(images), 10), 0.1), images)[:, turn]
+    assert np.median(digits) < 0.5 and np.quantile(digits, 0.99) < 0.9
+
+
 def test_blank_and_near_blank_crops_are_rejected(vae):
     assert not vae.is_digit(nondigits("blank", 4)).any()
     assert vae.is_digit(nondigits("near_blank", 50)).mean() <= 0.05
