@@ -9,7 +9,9 @@ for frames of 1, 5 and 10 digits, the median per-frame time of
 * the rest: building the detections, and everything else ``read`` does;
 
 and the end-to-end median of ``DigitReader.read`` timed on its own. onnxruntime runs on
-one thread and OpenCV on one thread, so the figures are one core's.
+one thread and OpenCV on one thread, so the figures are one core's. The fp32 and int8
+graphs are measured side by side (the demo runs int8 where it ships), for speed and for
+accuracy.
 
 Accuracy (issue 5: >= 98% of digits read right, <= 1% of detections spurious, <= 1 false
 digit per 100 blank frames): ``evaluate_reader`` over generated frames.
@@ -27,10 +29,7 @@ import platform
 import time
 from typing import Any
 
-
-from digitvae.runtime import DigitVAE
-from digitvae.runtime.camera import DigitReader
-from digitvae.runtime.camerabench import DIGIT_COUNTS, frame_speed
+from digitvae.runtime.camerabench import DIGIT_COUNTS, frame_speed, readers
 from digitvae.runtime.evaluate import evaluate_reader
 from digitvae.runtime.frames import FrameGenerator
 from digitvae.runtime.optional import require
@@ -48,32 +47,38 @@ def main() -> int:
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--accuracy-only", action="store_true")
     parser.add_argument("--light-ink", action="store_true", help="also measure chalk-on-board frames")
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "int8"], default=["fp32", "int8"],
+                        help="graphs to measure (int8 where it ships)")
     parser.add_argument("--json", default=None, help="write the numbers to this JSON file")
     args = parser.parse_args()
 
     cv2 = require("cv2", "the camera benchmark")
     cv2.setNumThreads(1)  # one core, as the issue asks
-    vae = DigitVAE.load(args.artifacts, threads=1)
-    reader = DigitReader(vae)
+    by_precision = {p: r for p, r in readers(args.artifacts).items() if p in args.precision}
+    if not by_precision:
+        parser.error(f"no {' or '.join(args.precision)} graphs ship in the artifacts")
     gen = FrameGenerator.from_mnist(args.seed)
     out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-                           "python": platform.python_version(), "artifacts": str(vae.artifacts.folder)}
+                           "python": platform.python_version(),
+                           "artifacts": str(next(iter(by_precision.values())).vae.artifacts.folder)}
     if not args.accuracy_only:
-        out["speed"] = [frame_speed(reader, gen, n, args.speed_frames, args.repeats) for n in DIGIT_COUNTS]
-        print("| digits | image work ms | onnxruntime ms | rest ms | read() ms |")
-        print("|---:|---:|---:|---:|---:|")
+        # Precisions side by side for each digit count, so that both see the same host load.
+        out["speed"] = [{"precision": p, **frame_speed(r, gen, n, args.speed_frames, args.repeats)}
+                        for n in DIGIT_COUNTS for p, r in by_precision.items()]
+        print("| digits | graphs | image work ms | onnxruntime ms | rest ms | read() ms |")
+        print("|---:|---|---:|---:|---:|---:|")
         for row in out["speed"]:
-            print(f"| {row['digits']} | {row['image_ms']:.2f} | "
+            print(f"| {row['digits']} | {row['precision']} | {row['image_ms']:.2f} | "
                   f"{row['onnxruntime_ms']:.2f} | {row['rest_ms']:.2f} | {row['total_ms']:.2f} |")
     if not args.speed_only:
         polarities = [False, True] if args.light_ink else [False]
         out["accuracy"] = {}
-        for light in polarities:
+        for (precision, reader), light in ((pr, light) for pr in by_precision.items() for light in polarities):
             t0 = time.perf_counter()
             result = evaluate_reader(reader, args.frames, args.seed, args.blank, light_ink=light, generator=gen)
             result["seconds"] = time.perf_counter() - t0
-            out["accuracy"]["chalk" if light else "ink"] = result
-            print(f"\n{'chalk on board' if light else 'ink on paper'}: {result['frames']} frames, "
+            out["accuracy"][f"{precision} {'chalk' if light else 'ink'}"] = result
+            print(f"\n{precision} graphs, {'chalk on board' if light else 'ink on paper'}: {result['frames']} frames, "
                   f"{result['true_digits']} digits, {result['blank_frames']} blank frames")
             print("| digits read right | found | true digits rejected | spurious detections (on marks) "
                   "| frames read in order | false digits / 100 blank | non-digit marks accepted |")

@@ -130,6 +130,11 @@ def _check_io(path: Path, name: str, entry: dict[str, Any], latent_size: int) ->
             raise ArtifactError(f"{path}: manifest lists {kind} {got}, the spec needs {want[kind]} for the {name} graph")
 
 
+def ships_int8(folder: str | os.PathLike[str] | None = None) -> bool:
+    """Does the artifacts folder (resolved as :func:`load_artifacts` does) ship int8 graphs?"""
+    return any(f.endswith(spec.INT8_SUFFIX) for f in read_manifest(resolve_folder(folder))["files"])
+
+
 def load_artifacts(folder: str | os.PathLike[str] | None = None, precision: str = "fp32") -> Artifacts:
     """Read and verify the manifest and the three graphs of the requested precision."""
     if precision not in ("fp32", "int8"):

@@ -2,8 +2,9 @@
 
 * speed: median time per 640x480 frame with 1, 5 and 10 digits, split into image work
   (``DigitReader.locate``), onnxruntime (``DigitReader.judge``: the one batched model call)
-  and the rest, on one core (one onnxruntime thread, one OpenCV thread);
-* the reader's accuracy on generated frames (``evaluate_reader``);
+  and the rest, on one core (one onnxruntime thread, one OpenCV thread), for the fp32 and
+  the int8 graphs side by side (the demo runs int8 where it ships);
+* the reader's accuracy on generated frames (``evaluate_reader``), for each precision;
 * is_digit against the full test set and every kind of generated non-digit.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import ships_int8
 from .camera import DigitReader
 from .evaluate import evaluate_reader
 from .frames import FrameGenerator
@@ -57,26 +59,44 @@ def isdigit_figures(vae: DigitVAE, test_images: np.ndarray, per_kind: int, seed:
             "per_kind": per_kind, "kinds": kinds}
 
 
+def readers(folder: Any) -> dict[str, DigitReader]:
+    """One reader per shipped precision ("fp32", and "int8" where int8 graphs ship), each
+    on one onnxruntime thread."""
+    out = {"fp32": DigitReader(DigitVAE.load(folder, threads=1))}
+    if ships_int8(folder):
+        out["int8"] = DigitReader(DigitVAE.load(folder, precision="int8", threads=1))
+    return out
+
+
 def camera_figures(folder: Any, frames: int, test_images: np.ndarray, per_kind: int) -> dict[str, Any]:
     require("cv2", "the camera benchmark").setNumThreads(1)
-    vae = DigitVAE.load(folder, threads=1)
-    reader, gen = DigitReader(vae), FrameGenerator.from_mnist(0)
-    speed = [frame_speed(reader, gen, n, max(frames // 15, 2), 5) for n in DIGIT_COUNTS]
-    accuracy = evaluate_reader(reader, frames, 0, max(frames * 2 // 5, 1))
-    accuracy.pop("failures", None)
+    by_precision, gen = readers(folder), FrameGenerator.from_mnist(0)
+    # Precisions side by side for each digit count, so that both see the same host load.
+    speed = [{"precision": p, **frame_speed(r, gen, n, max(frames // 15, 2), 5)}
+             for n in DIGIT_COUNTS for p, r in by_precision.items()]
+    accuracy = {}
+    for p, r in by_precision.items():
+        accuracy[p] = evaluate_reader(r, frames, 0, max(frames * 2 // 5, 1))
+        accuracy[p].pop("failures", None)
+    vae = by_precision["fp32"].vae
     return {"speed": speed, "accuracy": accuracy, "isdigit": isdigit_figures(vae, test_images, per_kind)}
 
 
 def markdown_lines(camera: dict[str, Any]) -> list[str]:
-    lines = ["## Camera path (one core)", "", "| digits in frame | image work ms | onnxruntime ms | rest ms | read() ms | frames/s |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["## Camera path (one core)", "",
+             "| digits in frame | graphs | image work ms | onnxruntime ms | rest ms | read() ms | frames/s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in camera["speed"]:
-        lines.append(f"| {r['digits']} | {r['image_ms']:.2f} | {r['onnxruntime_ms']:.2f} | {r['rest_ms']:.2f} "
+        lines.append(f"| {r['digits']} | {r['precision']} | {r['image_ms']:.2f} | {r['onnxruntime_ms']:.2f} | {r['rest_ms']:.2f} "
                      f"| {r['total_ms']:.2f} | {1000 / r['total_ms']:.0f} |")
-    a = camera["accuracy"]
-    lines += ["", f"Generated frames: {a['frames']} frames with {a['true_digits']} digits, {a['blank_frames']} frames with none.", "",
-              "| digits read right | spurious detections | false digits per 100 blank frames |", "| --- | --- | --- |",
-              f"| {100 * a['digit_accuracy']:.2f}% | {100 * a['spurious_rate']:.2f}% | {a['false_digits_per_100_blank']:.1f} |", ""]
+    first = next(iter(camera["accuracy"].values()))
+    lines += ["", f"Generated frames: {first['frames']} frames with {first['true_digits']} digits, "
+              f"{first['blank_frames']} frames with none.", "",
+              "| graphs | digits read right | spurious detections | false digits per 100 blank frames |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| {p} | {100 * a['digit_accuracy']:.2f}% | {100 * a['spurious_rate']:.2f}% | {a['false_digits_per_100_blank']:.1f} |"
+              for p, a in camera["accuracy"].items()]
+    lines += [""]
     d = camera["isdigit"]
     lines += ["## Is it a digit at all?", "",
               f"MNIST test digits rejected: {100 * d['digits_rejected']:.2f}% of {d['test_digits']}. "

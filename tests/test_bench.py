@@ -20,3 +20,5 @@ def test_quick_bench_writes_a_report(tmp_path):
     assert all(r["batch1"]["median_ms"] > 0 and r["mflops_per_image"] > 0 for r in results["graphs"])
     assert 0.9 < results["quality"]["fp32"]["accuracy"] <= 1
     assert results["camera"]["speed"][-1]["digits"] == 10
+    # The camera path is measured for both precisions side by side (the demo runs int8).
+    assert {r["precision"] for r in results["camera"]["speed"]} == {"fp32", "int8"} == set(results["camera"]["accuracy"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,25 @@ def test_headless_sample_clip_with_the_real_model(shipped_vae, tmp_path, capsys)
     printed = capsys.readouterr()
     assert printed.out.startswith("frame 1: ") and any(ch.isdigit() for ch in printed.out.split(":", 1)[1])
     assert "wrote 6 annotated frames" in printed.err
+
+
+def test_the_demo_runs_the_int8_graphs_where_they_ship(shipped_folder, tmp_path):
+    from digitvae.runtime.demo import _load
+    from digitvae.runtime.spec import INT8_SUFFIX
+
+    int8 = _load(args_for("--artifacts", str(shipped_folder)))
+    assert all(f.endswith(INT8_SUFFIX) for f in int8.artifacts.files.values())
+    fp32 = _load(args_for("--artifacts", str(shipped_folder), "--precision", "fp32"))
+    assert not any(f.endswith(INT8_SUFFIX) for f in fp32.artifacts.files.values())
+    # A folder without int8 graphs runs fp32 rather than failing.
+    bare = tmp_path / "fp32-only"
+    bare.mkdir()
+    manifest = json.loads((shipped_folder / "manifest.json").read_text())
+    manifest["files"] = {f: e for f, e in manifest["files"].items() if INT8_SUFFIX not in f}
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    for f in manifest["files"]:
+        (bare / f).write_bytes((shipped_folder / f).read_bytes())
+    assert not any(f.endswith(INT8_SUFFIX) for f in _load(args_for("--artifacts", str(bare))).artifacts.files.values())
 
 
 def test_annotated_frame_shows_boxes_and_strips(shipped_vae, tmp_path):
