@@ -133,7 +133,8 @@ def test_the_demo_runs_the_int8_graphs_where_they_ship(shipped_folder, tmp_path)
     manifest["files"] = {f: e for f, e in manifest["files"].items() if INT8_SUFFIX not in f}
     (bare / "manifest.json").write_text(json.dumps(manifest))
     for f in manifest["files"]:
-        (bare / f).write_bytes((shipped_folder / f).read_bytes())
+        if (shipped_folder / f).exists():  # the ORT-format files stay out of the wheel
+            (bare / f).write_bytes((shipped_folder / f).read_bytes())
     assert not any(f.endswith(INT8_SUFFIX) for f in _load(args_for("--artifacts", str(bare))).artifacts.files.values())
 
 
