@@ -28,7 +28,7 @@ MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
 MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
 MAX_HEIGHT_SHARE: Final = 0.95  # a digit can fill almost the whole frame height
 MAX_DIGITS: Final = 64  # candidates per frame sent to the model, largest first
-#: A candidate that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
+#: A piece of ink that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
 #: is at least this share of the frame's height: then the frame is a photo of that digit.
 CUT_OFF_SHARE: Final = 0.5
 CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map may lose the last rows)
@@ -160,9 +160,11 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
 
 
 def _cut_off(box: Box, shape: tuple[int, ...]) -> bool:
-    """Is this candidate cut by the frame's edge? Then part of it is out of view and what is
-    left may read as another digit (half an 8 is a 0, the end of a grid line a 1): it is not
-    read until it is in view. One that fills much of the frame is what the photo shows."""
+    """Is this piece of ink (a connected stroke) cut by the frame's edge? Then part of it is
+    out of view and what is left may read as another digit (half an 8 is a 0, the end of a
+    grid line a 1): it is not read until it is in view. Pieces, not grouped digits, are
+    tested, so that a digit whose group would take in a stub at the edge is still read.
+    One that fills much of the frame is what the photo shows."""
     x, y, w, h = box
     near = CUT_OFF_PIXELS
     touches = min(x, y) <= near or x + w >= shape[1] - near or y + h >= shape[0] - near
