@@ -187,6 +187,17 @@ def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     assert roots[1] in (roots[0], roots[2])
 
 
+def test_a_dot_beside_a_digit_is_not_part_of_it():
+    from digitvae.runtime.segment import _merge
+
+    # A digit 60 px tall and a 10 px dot just below it; and a "5"'s loose bar above its body.
+    digit, dot = (0, 0, 30, 60), (10, 65, 10, 10)
+    body, bar = (0, 10, 30, 50), (10, 0, 25, 6)
+    roots = _merge(np.array([digit, dot, body, bar]))
+    assert roots[0] != roots[1]
+    assert roots[2] == roots[3]
+
+
 def test_crop_is_normalised_like_mnist(mnist):
     image = clear_digits(mnist, [7])[0]
     found = DigitReader(FakeVAE()).locate(paper([image], [(250, 150)], 150))
