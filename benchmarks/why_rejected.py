@@ -1,8 +1,8 @@
-"""Why real digits in camera frames are lost: which of is_digit's two tests rejects them.
+"""Why real digits in camera frames are lost: which of is_digit's tests rejects them.
 
 Reads generated frames, keeps the crops matched to a true digit, and splits the ones
-``is_digit`` rejects by test (the profile's distance, the classifier's confidence, both),
-with how many of them the classifier would have read wrong anyway. The crops go through
+``is_digit`` rejects by the tests that fail (:func:`digitvae.runtime.novelty.tests`: the
+profile's distance, the classifier's confidence, the two joined), with how many of them the classifier would have read wrong anyway. The crops go through
 the model in one batch, not frame by frame, so the score's sampling noise differs from
 the reader's and the shares differ slightly from ``bench_camera.py``'s.
 
@@ -19,7 +19,7 @@ from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
 from digitvae.runtime.evaluate import match_boxes
 from digitvae.runtime.frames import FrameGenerator
-from digitvae.runtime.novelty import features
+from digitvae.runtime.novelty import tests
 from digitvae.runtime.optional import require
 
 
@@ -45,15 +45,14 @@ def main() -> int:
     require("cv2", "the camera benchmark").setNumThreads(1)
     vae = DigitVAE.load(args.artifacts, threads=1)
     crops, labels = matched_crops(DigitReader(vae), args.seed, args.frames)
-    verdict, t = vae.assess(crops), vae.thresholds
-    shape = t.distance(features(verdict.score, verdict.probabilities, crops)) / t.max_distance > 1
-    read = verdict.probabilities.argmax(axis=1)
-    doubt = 1 - verdict.probabilities.max(axis=1)
-    unsure = doubt > 1 - np.asarray(t.min_confidence)[read]
-    rejected, wrong = ~verdict.is_digit, read != labels
+    verdict = vae.assess(crops)
+    failed = {name: value > 1 for name, value in tests(vae.thresholds, verdict.score, verdict.probabilities, crops).items()}
+    rejected, wrong = ~verdict.is_digit, verdict.digits != labels
     print(f"{len(labels)} digits found in {args.frames} frames (seed {args.seed})")
-    print(f"rejected by is_digit: {100 * rejected.mean():.2f}%  (profile only {100 * (shape & ~unsure).mean():.2f}, "
-          f"confidence only {100 * (unsure & ~shape).mean():.2f}, both {100 * (shape & unsure).mean():.2f})")
+    print(f"rejected by is_digit: {100 * rejected.mean():.2f}%, by the tests that fail:")
+    which = np.array([" + ".join(name for name, f in failed.items() if f[i]) for i in range(len(labels))])
+    for combination, count in zip(*np.unique(which[rejected], return_counts=True)):
+        print(f"  {combination}: {100 * count / len(labels):.2f}%")
     print(f"of the rejected, read wrong anyway: {100 * wrong[rejected].mean():.0f}%")
     print(f"read wrong: {100 * wrong.mean():.2f}%; read right and accepted: {100 * (~wrong & ~rejected).mean():.2f}%")
     return 0

@@ -106,6 +106,38 @@ def test_thresholds_round_trip_through_the_manifest():
     older = {k: v for k, v in t.to_manifest().items() if k != "min_confidence"}
     with pytest.raises(ValueError, match="incomplete"):
         novelty.Thresholds.from_manifest(older)
+    manifest = t.to_manifest()
+    with pytest.raises(ValueError, match="incomplete"):  # a manifest from before the joint test
+        novelty.Thresholds.from_manifest({k: v for k, v in manifest.items() if k != "max_joint"})
+    with pytest.raises(ValueError, match="one value per level"):
+        novelty.Thresholds.from_manifest({**manifest, "shape_survival": manifest["shape_survival"][:-1]})
+    with pytest.raises(ValueError, match="must not fall"):
+        novelty.Thresholds.from_manifest({**manifest, "doubt_survival": manifest["doubt_survival"][::-1]})
+    with pytest.raises(ValueError, match="max_joint"):
+        novelty.Thresholds.from_manifest({**manifest, "max_joint": float("nan")})
+
+
+def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
+    rng = np.random.default_rng(3)
+    n = 4000
+    images = (rng.random((n, 28, 28)) < 0.15).astype(np.float32)
+    score = rng.normal(100, 10, n).astype(np.float32)
+    probabilities = rng.dirichlet(np.full(10, 0.3), n).astype(np.float32)
+    t = novelty.calibrate(score, probabilities, images)
+    values = novelty.tests(t, score, probabilities, images)
+    assert set(values) == {"profile", "confidence", "joint"}
+    assert np.array_equal(novelty.oddness(t, score, probabilities, images), np.maximum.reduce(list(values.values())))
+    assert (values["joint"] > 1).mean() == pytest.approx(novelty.JOINT_TAIL, abs=0.002)
+    # Values each in its own test's outer 0.5% (so each test alone passes them) are, together,
+    # rarer than the joint test allows; each in its outer 20% is not.
+    level = list(novelty.SURVIVAL_LEVELS)
+    for share, odd in ((0.005, True), (0.2, False)):
+        at = int(np.argmin(np.abs(np.log(level) - np.log(share))))
+        shape, doubt = t.shape_survival[at], t.doubt_survival[at]
+        assert shape <= 1 and doubt <= 1
+        joint = (novelty._surprise(np.array([shape]), t.survival_levels, t.shape_survival)
+                 + novelty._surprise(np.array([doubt]), t.survival_levels, t.doubt_survival)) / t.max_joint
+        assert (joint[0] > 1) == odd, (share, joint)
 
 
 def test_a_crop_the_classifier_cannot_read_is_not_a_digit():
