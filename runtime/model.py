@@ -63,6 +63,11 @@ class DigitVAE:
     def __init__(self, artifacts: Artifacts, threads: int | None = None) -> None:
         self.artifacts = artifacts
         self.latent_size = artifacts.latent_size
+        thresholds = artifacts.manifest.get("thresholds")
+        try:
+            self.thresholds = Thresholds.from_manifest(thresholds) if thresholds else None
+        except ValueError as exc:
+            raise ArtifactError(f"{artifacts.folder / spec.MANIFEST_FILE}: {exc}") from exc
         options = ort.SessionOptions()
         if threads is not None:
             if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
@@ -76,8 +81,6 @@ class DigitVAE:
                 self._sessions[name] = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime raises its own exception types
                 raise ArtifactError(f"onnxruntime cannot load {artifacts.folder / artifacts.files[name]}: {exc}") from exc
-        thresholds = artifacts.manifest.get("thresholds")
-        self.thresholds = Thresholds.from_manifest(thresholds) if thresholds else None
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str] | None = None, *, precision: str = "fp32",

@@ -142,8 +142,11 @@ class Thresholds:
             shape_survival = tuple(float(v) for v in entry["shape_survival"])
             doubt_survival = tuple(float(v) for v in entry["doubt_survival"])
             max_joint = float(entry["max_joint"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"manifest thresholds are incomplete or not numbers: {entry!r}") from exc
+        except KeyError as exc:
+            raise ValueError(f"manifest thresholds are incomplete: no {exc} (a manifest from an older version? "
+                             "re-export the artifacts)") from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"manifest thresholds are not numbers where numbers belong: {exc}") from exc
         n = len(features)
         if features != FEATURES:
             raise ValueError(f"manifest thresholds: features {list(features)} are not the runtime's {list(FEATURES)}")

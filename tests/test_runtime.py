@@ -217,6 +217,12 @@ def test_incompatible_manifest_is_refused(artifacts_copy):
         DigitVAE.load(artifacts_copy)
 
 
+def test_manifest_with_thresholds_of_an_older_runtime_is_refused(artifacts_copy):
+    edit_manifest(artifacts_copy, lambda m: m["thresholds"].pop("max_joint"))
+    with pytest.raises(ArtifactError, match=r"manifest\.json: manifest thresholds are incomplete: no 'max_joint'"):
+        DigitVAE.load(artifacts_copy)
+
+
 def test_edited_hash_in_manifest_is_refused(artifacts_copy):
     edit_manifest(artifacts_copy, lambda m: m["files"]["encoder.onnx"].update(sha256="0" * 64))
     with pytest.raises(ArtifactError, match="encoder.onnx does not match"):
