@@ -2,9 +2,10 @@
 
 Reads generated frames, keeps the crops matched to a true digit, and splits the ones
 ``is_digit`` rejects by the tests that fail (:func:`digitvae.runtime.novelty.tests`: the
-profile's distance, the classifier's confidence, the two joined), with how many of them the classifier would have read wrong anyway. The crops go through
-the model in one batch, not frame by frame, so the score's sampling noise differs from
-the reader's and the shares differ slightly from ``bench_camera.py``'s.
+profile's distance, the classifier's confidence, the two joined), with how many of them
+the classifier would have read wrong anyway. The crops go through the model in one batch,
+not frame by frame, so the score's sampling noise differs from the reader's and the shares
+differ slightly from ``bench_camera.py``'s.
 
     python benchmarks/why_rejected.py --seed 2 --frames 500
 """

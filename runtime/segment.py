@@ -58,11 +58,11 @@ MAX_STACK: Final = 1.6  # a group of strokes is at most this many times its tall
 # height: a digit's loose bar or dot fits, two digits one above the other never do
 #: A piece smaller (in its longer side) than this share of the taller piece's height never
 #: joins it: a dot, a speck or a dash beside a digit is not part of it, while a digit's own
-#: loose pieces (a "5"'s bar, a "4"'s arm) are larger. 0.12 let dots of 4-7 px join digits
-#: 30-60 px tall, which then read wrong; 0.25 (chosen on frame seed 1 among 0.12-0.4) took
-#: read-right on generated frames from 97.86% to 98.11% (seed 1) and 96.93% to 97.15% (seed 2),
-#: 98.07% unchanged on seed 0 (``python benchmarks/bench_camera.py --accuracy-only --seed 1
-#: --frames 300 --blank 300``).
+#: loose pieces (a "5"'s bar, a "4"'s arm) are larger. At 0.12, specks, dots and dashes
+#: near small digits joined them, which then read wrong. 0.25, chosen on frame seed 1 among
+#: 0.12-0.4, took read-right on generated frames from 97.86% to 98.11% (seed 1) and from
+#: 96.93% to 97.15% (seed 2), 98.07% unchanged on seed 0
+#: (``python benchmarks/bench_camera.py --accuracy-only --seed 1 --frames 300 --blank 300``).
 SPECK_SHARE: Final = 0.25
 MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page of text
 
