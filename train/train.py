@@ -143,8 +143,9 @@ def evaluate(model: DigitVAE, judge: Judge, images: torch.Tensor, labels: torch.
     for start in range(0, len(images), batch_size):
         x, y = images[start : start + batch_size], labels[start : start + batch_size]
         mu, logvar = model.encoder(x)
-        terms = model.loss_terms(x, y, mu, logvar, generator, reduce=False)
-        totals["correct"] += (model.classifier(x).argmax(1) == y).sum().item()
+        logits = model.classifier(x)  # once: the loss terms and the accuracy share it
+        terms = model.loss_terms(x, y, mu, logvar, generator, reduce=False, logits=logits)
+        totals["correct"] += (logits.argmax(1) == y).sum().item()
         totals["judge_correct"] += (judge(x).argmax(1) == y).sum().item()
         totals["reconstruction"] += terms.reconstruction.sum().item()
         totals["kl"] += terms.kl.sum().item()
