@@ -176,6 +176,19 @@ def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
     assert len(DigitReader(FakeVAE()).locate(close_up).boxes) == 1
 
 
+def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
+    import digitvae.runtime.camera as camera
+
+    page = np.full((480, 640), 230, np.uint8)
+    page[:, 300:303] = 165  # a grid line, fainter than ink ...
+    page[200:260, 300:303] = 110  # ... darker for a stretch, as ink
+    page[200:260, 450:456] = 110  # a "1" on blank paper, as dark
+    found = DigitReader(FakeVAE()).locate(page)
+    assert [box[0] for box in found.boxes] == [450]
+    monkeypatch.setattr(camera, "_runs_on", lambda *args: False)  # without the rule, both
+    assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 
