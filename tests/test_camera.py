@@ -189,6 +189,24 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
+def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch):
+    import digitvae.runtime.segment as segment
+
+    # Two digits on a stretch of ruled line fainter than their ink, drawn along their
+    # bottoms: one piece about 90 px wide and 42 tall, too wide for one digit, too short
+    # to be taken for a rule.
+    page = paper(clear_digits(mnist, [4, 0]), [(200, 200), (260, 200)], 56)
+    rows, cols = np.nonzero((page < 100).any(axis=1))[0], np.nonzero((page < 100).any(axis=0))[0]
+    line = slice(rows[-1] - 1, rows[-1] + 2), slice(cols[0], cols[-1] + 1)
+    page[line] = np.minimum(page[line], 115)
+    found = DigitReader(FakeVAE()).locate(page)
+    assert len(found.boxes) == 2
+    for (x, _, w, _), left in zip(found.boxes, (200, 260)):
+        assert left <= x and x + w <= left + 56  # each digit alone, without the line
+    monkeypatch.setattr(segment, "_too_wide", lambda *args: False)  # without the split, neither
+    assert DigitReader(FakeVAE()).locate(page).boxes == []
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 
