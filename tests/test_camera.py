@@ -185,7 +185,7 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     page[200:260, 450:456] = 110  # a "1" on blank paper, as dark
     found = DigitReader(FakeVAE()).locate(page)
     assert [box[0] for box in found.boxes] == [450]
-    monkeypatch.setattr(camera, "_runs_on", lambda *args: False)  # without the rule, both
+    monkeypatch.setattr(camera, "_line_stretch", lambda *args: False)  # without the rule, both
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
@@ -205,6 +205,22 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
         assert left <= x and x + w <= left + 56  # each digit alone, without the line
     monkeypatch.setattr(segment, "_too_wide", lambda *args: False)  # without the split, neither
     assert DigitReader(FakeVAE()).locate(page).boxes == []
+
+
+def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch):
+    import digitvae.runtime.camera as camera
+
+    page = np.full((480, 640), 230, np.uint8)
+    page[:, 300:302] = page[240:242, :] = 165  # grid lines, fainter than ink ...
+    page[225:257, 300:302] = page[240:242, 285:317] = 110  # ... darker where they cross: a +
+    page[225:257, 450:452] = page[240:242, 435:467] = 110  # the same + alone on the paper
+    page[200:250, 150:200] = paper(clear_digits(mnist, [0]), [(0, 0)], 50, (50, 50))
+    page[224:226, :] = np.minimum(page[224:226, :], 165)  # a grid line through the "0"
+    found = DigitReader(FakeVAE()).locate(page)
+    left = sorted(box[0] for box in found.boxes)
+    assert len(left) == 2 and 150 <= left[0] < 200 and 430 <= left[1] < 467  # the "0" and the lone +
+    monkeypatch.setattr(camera, "_line_stretch", lambda *args: False)  # without the rule, all three
+    assert len(DigitReader(FakeVAE()).locate(page).boxes) == 3
 
 
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
