@@ -223,6 +223,20 @@ def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch
     assert len(DigitReader(FakeVAE()).locate(page).boxes) == 3
 
 
+def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
+    import digitvae.runtime.segment as segment
+
+    page = paper(clear_digits(mnist, [1, 3, 7, 3]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
+    rows = np.nonzero((page[:, 310:370] < 100).any(axis=1))[0]
+    middle = (rows[0] + rows[-1]) // 2
+    page[middle - 2:middle + 2, 310:370] = 230  # the last "3" broken across its middle
+    found = DigitReader(FakeVAE()).locate(page)
+    assert len(found.boxes) == 4
+    assert found.boxes[-1][3] >= 0.9 * (rows[-1] - rows[0])  # the whole "3", not a half
+    monkeypatch.setattr(segment, "_join_broken", lambda *args: [])
+    assert len(DigitReader(FakeVAE()).locate(page).boxes) == 5  # without the rule: two halves
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 
