@@ -339,8 +339,11 @@ def piece_mask(piece: Piece, box: Box) -> np.ndarray:
     ox, oy = piece.origin
     bx, by = x // f - ox, y // f - oy
     sub = piece.labels[by:by + -(-h // f), bx:bx + -(-w // f)] == piece.label
-    if f > 1:
-        sub = np.repeat(np.repeat(sub, f, axis=0), f, axis=1)
+    if f > 1:  # each block to f x f pixels (nearest-neighbour scaling by an integer repeats)
+        size = (sub.shape[1] * f, sub.shape[0] * f)
+        sub = cv2.resize(sub.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+    if sub.shape == (h, w):
+        return sub
     out = np.zeros((h, w), dtype=bool)
     out[: sub.shape[0], : sub.shape[1]] = sub[:h, :w]
     return out
@@ -418,11 +421,14 @@ def _join_broken(unions: list[Box], heights: list[int], min_height: int) -> list
 def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:
     """The group's ink pixels: (tight box in frame pixels, bool mask (h, w) in it)."""
     x, y, w, h = group.box
-    mask = np.zeros((h, w), dtype=bool)
-    for p in group.pieces:
-        px, py, pw, ph = p.box
-        mask[py - y:py - y + ph, px - x:px - x + pw] |= piece_mask(p, p.box)
-    mask &= binary[y:y + h, x:x + w] > 0
+    if len(group.pieces) == 1:  # most groups: one stroke, whose box is the group's
+        mask = piece_mask(group.pieces[0], group.box)
+    else:
+        mask = np.zeros((h, w), dtype=bool)
+        for p in group.pieces:
+            px, py, pw, ph = p.box
+            mask[py - y:py - y + ph, px - x:px - x + pw] |= piece_mask(p, p.box)
+    np.logical_and(mask, binary[y:y + h, x:x + w], out=mask)
     rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     if len(rows) == 0:
         return group.box, mask
