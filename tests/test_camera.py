@@ -237,6 +237,20 @@ def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
     assert len(DigitReader(FakeVAE()).locate(page).boxes) == 5  # without the rule: two halves
 
 
+def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
+    import digitvae.runtime.segment as segment
+
+    page = paper(clear_digits(mnist, [2, 3, 7, 1]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
+    ink = page[:, 310:370] < 100
+    bottom = np.nonzero(ink.any(axis=1))[0][-1]
+    x = 310 + int(np.nonzero(ink[bottom])[0].mean())
+    page[bottom - 2:420, x - 1:x + 2] = np.minimum(page[bottom - 2:420, x - 1:x + 2], 110)  # a line on from the "1"
+    boxes = DigitReader(FakeVAE()).locate(page).boxes
+    assert len(boxes) == 4 and max(box[3] for box in boxes) < 50  # the "1" without the line
+    monkeypatch.setattr(segment, "_split_overtall", lambda contrast, binary, pieces, *args: pieces)
+    assert DigitReader(FakeVAE()).locate(page).boxes[-1][3] > 200  # without the rule: "1" and line as one
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 
