@@ -183,8 +183,8 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
 def _line_stretch(contrast: np.ndarray, box: Box, strokes: np.ndarray, core: float) -> bool:
     """A stretch of a grid's or margin's lines that came out darker than the rest: its
     strokes run on, fainter, past both ends of a thin upright stroke (a "1" ends where it
-    ends), or past three sides of a T or a + where lines cross (no digit's strokes run on
-    past more than two)."""
+    ends), or past three sides of a T or a + where lines cross (a digit's strokes seldom run
+    on past more than two)."""
     x, y, w, h = box
     level = RUN_SHARE * core
     above, below = _runs_past(contrast, strokes, box, True, level), _runs_past(contrast, strokes, box, False, level)
