@@ -237,11 +237,7 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     for piece in _components(binary, (0, 0), factor):
         if (_oversize(piece.box, max_height, min_height) or _too_wide(piece.box, min_height)
                 or _netlike(piece, min_height) or _weak(piece, coarse, min_height)):
-            # What stays oversize after the split is a rule or a frame edge: left in,
-            # it would swallow the digits it touches when strokes are merged.
-            # What stays faint is the shadow itself, and goes too.
-            pieces.extend(p for p in _split(contrast, binary, piece, threshold)
-                          if not _oversize(p.box, max_height, min_height) and not _weak(p, coarse, min_height))
+            pieces.extend(_split_kept(contrast, binary, piece, threshold, coarse, min_height, max_height))
         else:
             pieces.append(piece)
     pieces = _split_overtall(contrast, binary, pieces, threshold, min_height, max_height, coarse)
@@ -289,21 +285,33 @@ def _split_overtall(contrast: np.ndarray, binary: np.ndarray, pieces: list[Piece
     (a line of digits; not one digit among a few marks). The split is kept when it leaves
     a piece of about that height."""
     heights = [p.box[3] for p in pieces if p.box[3] >= min_height and p.box[2] <= MAX_ASPECT * p.box[3]]
-    if len(heights) < TYPICAL_COUNT:
-        return pieces
-    typical = _median(heights)
-    if sum(0.75 * typical <= h <= 1.33 * typical for h in heights) < TYPICAL_COUNT:
+    typical = _typical_height(heights)
+    if typical is None or sum(0.75 * typical <= h <= 1.33 * typical for h in heights) < TYPICAL_COUNT:
         return pieces
     out = []
     for piece in pieces:
         if piece.box[3] > OVERTALL * typical:
-            parts = [p for p in _split(contrast, binary, piece, threshold)
-                     if not _oversize(p.box, max_height, min_height) and not _weak(p, coarse, min_height)]
+            parts = _split_kept(contrast, binary, piece, threshold, coarse, min_height, max_height)
             if any(0.6 * typical <= p.box[3] <= 1.4 * typical for p in parts):
                 out.extend(parts)
                 continue
         out.append(piece)
     return out
+
+
+def _typical_height(heights: list[int]) -> float | None:
+    """The frame's digit height: the median of ``heights``, or None with fewer than
+    ``TYPICAL_COUNT`` of them to go by."""
+    return _median(heights) if len(heights) >= TYPICAL_COUNT else None
+
+
+def _split_kept(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int, coarse: np.ndarray,
+                min_height: int, max_height: int) -> list[Piece]:
+    """:func:`_split`'s pieces, without what is still oversize (a rule or a frame edge: left
+    in, it would swallow the digits it touches when strokes are merged) or still faint (the
+    shadow itself)."""
+    return [p for p in _split(contrast, binary, piece, threshold)
+            if not _oversize(p.box, max_height, min_height) and not _weak(p, coarse, min_height)]
 
 
 def _too_wide(box: Box, min_height: int) -> bool:
@@ -427,9 +435,9 @@ def _join_broken(unions: list[Box], heights: list[int], min_height: int) -> list
     ``BROKEN_STACK`` of it are one digit. Specks stay out, and so do joins under
     ``BROKEN_MIN`` times the least digit height (on an empty page the "digits" are grid bits).
     """
-    if len(heights) < 3:
+    typical = _typical_height(heights)
+    if typical is None:
         return []
-    typical = _median(heights)
     # Only groups short of a digit, and larger than specks, can be pieces of one: few.
     pick = [k for k, (_, _, w, h) in enumerate(unions)
             if h < BROKEN_SHORT * typical and max(w, h) >= SPECK_SHARE * typical]
