@@ -115,6 +115,11 @@ def test_thresholds_round_trip_through_the_manifest():
         novelty.Thresholds.from_manifest({**manifest, "doubt_survival": manifest["doubt_survival"][::-1]})
     with pytest.raises(ValueError, match="max_joint"):
         novelty.Thresholds.from_manifest({**manifest, "max_joint": float("nan")})
+    with pytest.raises(ValueError, match="incomplete"):  # a manifest from before the half-turn gate
+        novelty.Thresholds.from_manifest({k: v for k, v in manifest.items() if k != "max_half_turn"})
+    for bad in ([0.8] * 9, [0.8] * 9 + [float("nan")], [0.8] * 9 + [0.0]):
+        with pytest.raises(ValueError, match="max_half_turn must be 10 positive numbers"):
+            novelty.Thresholds.from_manifest({**manifest, "max_half_turn": bad})
 
 
 def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
@@ -125,8 +130,10 @@ def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
     probabilities = rng.dirichlet(np.full(10, 0.3), n).astype(np.float32)
     t = novelty.calibrate(score, probabilities, images)
     values = novelty.tests(t, score, probabilities, images)
-    assert set(values) == {"profile", "confidence", "joint"}
-    assert np.array_equal(novelty.oddness(t, score, probabilities, images), np.maximum.reduce(list(values.values())))
+    assert set(values) == {"profile", "confidence", "joint", "symmetry"}
+    ranked = np.maximum.reduce([values["profile"], values["confidence"], values["joint"]])
+    gated = np.where(values["symmetry"] > 1, np.maximum(ranked, values["symmetry"]), ranked)
+    assert np.array_equal(novelty.oddness(t, score, probabilities, images), gated)
     assert (values["joint"] > 1).mean() == pytest.approx(novelty.JOINT_TAIL, abs=0.002)
     # Values each in its own test's outer 0.5% (so each test alone passes them) are, together,
     # rarer than the joint test allows; each in its outer 20% is not.
@@ -193,6 +200,49 @@ def test_plus_signs_look_like_themselves_turned_a_quarter_and_digits_do_not(test
     images, _ = test_images
     digits = novelty.features(np.full(len(images), 100.0), np.full((len(images), 10), 0.1), images)[:, turn]
     assert np.median(digits) < 0.5 and np.quantile(digits, 0.99) < 0.9
+
+
+def test_crosses_stars_and_bars_look_like_themselves_turned_half_and_most_digits_do_not(test_images):
+    marks = np.zeros((4, 28, 28), np.float32)
+    marks[0, 12:16, 4:24] = marks[0, 4:24, 12:16] = 1.0  # a plus
+    marks[1] = np.eye(28, dtype=np.float32) + np.eye(28, dtype=np.float32)[::-1]  # an x
+    i, j = np.mgrid[:28, :28] - 13.5
+    for angle in np.deg2rad([0, 60, 120]):  # a star: three bars through one point
+        along, across = i * np.sin(angle) + j * np.cos(angle), i * np.cos(angle) - j * np.sin(angle)
+        marks[2][(np.abs(across) < 1.2) & (np.abs(along) < 9)] = 1.0
+    marks[3, 6:8, 3:13] = marks[3, 2:12, 7:9] = 1.0  # a small plus far off the crop's centre
+    turned = novelty.half_turn(marks)
+    assert (turned > 0.9).all(), turned
+    images, labels = test_images
+    asymmetric = np.isin(labels, [2, 3, 4, 6, 7, 9])
+    digits = novelty.half_turn(images[asymmetric])
+    assert np.median(digits) < 0.5 and np.quantile(digits, 0.99) < 0.85
+
+
+def test_the_half_turn_gate_rejects_a_4_that_looks_the_same_turned_and_keeps_a_1():
+    # Validation "digits": 4s and 1s, as the classifier reads them; the 4s are lopsided
+    # (an L), the 1s bars. A plus sign read as a 4 is odd; the same plus read as a 1 is not.
+    n = 600
+    ell = np.zeros((28, 28), np.float32)
+    ell[6:22, 8:11] = ell[19:22, 8:20] = 1.0
+    bar = np.zeros((28, 28), np.float32)
+    bar[6:22, 13:15] = 1.0
+    rng = np.random.default_rng(4)
+    images = np.concatenate([np.repeat(ell[None], n, 0), np.repeat(bar[None], n, 0)])
+    images = np.clip(images + rng.uniform(0, 0.3, images.shape).astype(np.float32) * images, 0, 1)
+    read = np.repeat([4, 1], n)
+    probabilities = np.full((2 * n, 10), 0.01 / 9, np.float32)
+    probabilities[np.arange(2 * n), read] = 0.99
+    score = rng.normal(100, 5, 2 * n).astype(np.float32)
+    t = novelty.calibrate(score, probabilities, images)
+    assert t.max_half_turn[4] < 0.8 and t.max_half_turn[1] > 0.95
+    plus = np.zeros((2, 28, 28), np.float32)
+    plus[:, 12:15, 6:22] = plus[:, 6:22, 12:15] = 1.0
+    as_four, as_one = probabilities[[0]], probabilities[[n]]
+    values = novelty.tests(t, score[:2], np.concatenate([as_four, as_one]), plus)
+    assert values["symmetry"][0] > 1 >= values["symmetry"][1]
+    odd = novelty.oddness(t, score[:2], np.concatenate([as_four, as_one]), plus)
+    assert odd[0] >= values["symmetry"][0] > 1
 
 
 def test_blank_and_near_blank_crops_are_rejected(vae):
