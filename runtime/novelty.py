@@ -281,7 +281,9 @@ def half_turn(images: np.ndarray) -> np.ndarray:
 
 def _tent(source: np.ndarray, size: int) -> np.ndarray:
     """(N, M) positions to read -> (N, M, size) float32 bilinear weights of each pixel."""
-    return np.maximum(0.0, 1.0 - np.abs(source[:, :, None] - np.arange(size))).astype(np.float32)
+    weights = np.abs(source.astype(np.float32)[:, :, None] - np.arange(size, dtype=np.float32))
+    np.subtract(1.0, weights, out=weights)
+    return np.maximum(weights, 0.0, out=weights)
 
 
 def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
