@@ -264,6 +264,22 @@ def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
     assert DigitReader(FakeVAE()).locate(page).boxes[-1][3] > 200  # without the rule: "1" and line as one
 
 
+def test_a_digit_on_a_line_as_dark_as_its_ink_is_read_without_it(mnist, monkeypatch):
+    import digitvae.runtime.segment as segment
+
+    # In a shadow, a grid line can come out as dark as the ink: re-thresholding cannot part
+    # it from the digit that touches it, so the stretch of bare line is cut off instead.
+    page = paper(clear_digits(mnist, [2, 3, 9, 5]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
+    ink = page[:, 240:300] < 100
+    bottom = np.nonzero(ink.any(axis=1))[0][-1]
+    x = 240 + int(np.nonzero(ink[bottom])[0].mean())
+    page[bottom - 2:420, x - 1:x + 2] = page[200:260, 240:300].min()  # a line on from the "9", as dark
+    boxes = DigitReader(FakeVAE()).locate(page).boxes
+    assert len(boxes) == 4 and max(box[3] for box in boxes) < 60, boxes  # the "9" without the line
+    monkeypatch.setattr(segment, "_trim_line", lambda binary, piece, *args: [piece])
+    assert max(box[3] for box in DigitReader(FakeVAE()).locate(page).boxes) > 150  # without: "9" and line
+
+
 def test_bits_between_stacked_digits_do_not_chain_them_into_one_group():
     from digitvae.runtime.segment import _merge
 
