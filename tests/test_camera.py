@@ -300,6 +300,13 @@ def test_a_dot_beside_a_digit_is_not_part_of_it():
     roots = _merge(np.array([digit, dot, body, bar]))
     assert roots[0] != roots[1]
     assert roots[2] == roots[3]
+    # A dash a little over a quarter of the digit's height above it (a mark, as generated
+    # frames have) stays out; at 0.3 of it, the limit before, it joined and shrank the digit.
+    digit, dash = (0, 20, 40, 60), (5, 0, 25, 4)
+    assert len(set(_merge(np.array([digit, dash])))) == 2
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("digitvae.runtime.segment.MAX_GAP", 0.3)
+        assert len(set(_merge(np.array([digit, dash])))) == 1
 
 
 def test_crop_is_normalised_like_mnist(mnist):
