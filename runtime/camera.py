@@ -47,6 +47,13 @@ RUN_ASPECT: Final = 3.0
 RUN_SHARE: Final = 0.5
 RUN_ROWS: Final = 0.9
 LINE_SIDES: Final = 3
+#: Rows of frame beyond a box that can tell whether a line runs on. Lines were looked for
+#: half a box's height on and not at all where the frame ends sooner, so stretches of grid
+#: line a few pixels from its edge were read as 1s; looking up to the edge took false
+#: digits per 100 blank frames from 4.0 to 2.0 (frame seed 0, blank frames 200-299) and
+#: from 2.0 to 1.5 (seed 8), read-right and seeds 0-7 unchanged
+#: (``python benchmarks/bench_camera.py --accuracy-only --seed 8 --blank 200``).
+EDGE_ROWS: Final = 3
 #: A piece of ink that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
 #: is at least this share of the frame's height: then the frame is a photo of that digit.
 CUT_OFF_SHARE: Final = 0.5
@@ -198,13 +205,16 @@ def _line_stretch(contrast: np.ndarray, box: Box, strokes: np.ndarray, core: flo
 
 def _runs_past(contrast: np.ndarray, strokes: np.ndarray, box: Box, above: bool, level: float) -> bool:
     """Does ink of at least ``level`` run on above (or below) the box, from its edge and for
-    half its height, over the columns where the candidate's own strokes (bool mask of the
-    box) touch its top (or bottom) row? Near the frame's edge there is nothing to tell: no."""
+    half its height (or to the frame's edge), over the columns where the candidate's own
+    strokes (bool mask of the box) touch its top (or bottom) row? Right at the frame's edge
+    there is nothing to tell: no."""
     x, y, _, h = box
-    reach = max(3, h // 2)
-    start = y - reach if above else y + h
-    if start < 0 or start + reach > contrast.shape[0]:
-        return False
+    # Half the box's height, or up to the frame's edge where that comes first: a line cut
+    # by the edge runs on as far as the frame shows it.
+    start = max(0, y - max(3, h // 2)) if above else y + h
+    reach = y - start if above else min(max(3, h // 2), contrast.shape[0] - start)
+    if reach < EDGE_ROWS:
+        return False  # nothing to tell
     touching = np.flatnonzero(strokes[0] if above else strokes[-1])  # never empty: the box is tight
     first, last = int(touching[0]), int(touching[-1])
     # Most candidates end in paper: one pixel next to the edge tells, before the strip.

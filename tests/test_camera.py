@@ -190,6 +190,20 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
+def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
+    import digitvae.runtime.camera as camera
+
+    # The stretch starts 4 px below the frame's top: the line runs on above it only as far
+    # as the frame shows, which is enough to tell.
+    page = np.full((480, 640), 230, np.uint8)
+    page[:, 300:303] = 165  # a grid line, fainter than ink ...
+    page[4:40, 300:303] = 110  # ... darker for a stretch, as ink, by the top edge
+    page[200:260, 450:456] = 110  # a "1" on blank paper, as dark
+    assert [box[0] for box in DigitReader(FakeVAE()).locate(page).boxes] == [450]
+    monkeypatch.setattr(camera, "EDGE_ROWS", 100)  # without looking up to the edge, both
+    assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
+
+
 def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch):
     import digitvae.runtime.segment as segment
 
