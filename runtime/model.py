@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from . import inputs, spec
 from .artifacts import Artifacts, ArtifactError, load_artifacts
-from .novelty import Thresholds, oddness
+from .novelty import Thresholds, combine, tests
 
 CHUNK = 4096  # images per onnxruntime call: bounds the memory of a large batch
 
@@ -47,6 +47,7 @@ class Assessment:
     score: np.ndarray  # (N,) negative ELBO, nats
     oddness: np.ndarray  # (N,) <= 1 means "a digit" under the manifest's thresholds
     is_digit: np.ndarray  # (N,) bool
+    tests: dict[str, np.ndarray]  # each test's (N,) value over its threshold (see novelty.tests)
 
     @property
     def digits(self) -> np.ndarray:
@@ -165,8 +166,9 @@ class DigitVAE:
             raise ArtifactError(f"{self.artifacts.folder / spec.MANIFEST_FILE} has no is-digit thresholds: re-export the artifacts")
         x = inputs.images(images)
         score, probabilities = self._score(x, seed)
-        odd = oddness(self.thresholds, score, probabilities, x)
-        return Assessment(probabilities=probabilities, score=score, oddness=odd, is_digit=odd <= 1.0)
+        values = tests(self.thresholds, score, probabilities, x)
+        odd = combine(values)
+        return Assessment(probabilities=probabilities, score=score, oddness=odd, is_digit=odd <= 1.0, tests=values)
 
     def is_digit(self, images: Any, seed: int | None = 0) -> np.ndarray:
         """(N,) bool: is each image a digit at all? Combines the score, the classifier's

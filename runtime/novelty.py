@@ -316,7 +316,11 @@ def oddness(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images:
     values, raised to the symmetry test's where that one fails. The symmetry test is a gate,
     not a score: below its bound it says little (digits spread widely on it), and ranking
     crops by it there would blur the ranking that the other three give."""
-    values = tests(t, score, probabilities, images)
+    return combine(tests(t, score, probabilities, images))
+
+
+def combine(values: dict[str, np.ndarray]) -> np.ndarray:
+    """:func:`tests`' values -> the (N,) oddness that :func:`oddness` returns."""
     ranked = np.maximum.reduce([values["profile"], values["confidence"], values["joint"]])
     return np.where(values["symmetry"] > 1.0, np.maximum(ranked, values["symmetry"]), ranked)
 
