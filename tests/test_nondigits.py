@@ -245,6 +245,14 @@ def test_the_half_turn_gate_rejects_a_4_that_looks_the_same_turned_and_keeps_a_1
     assert odd[0] >= values["symmetry"][0] > 1
 
 
+def test_an_assessment_carries_each_tests_value(vae, test_images):
+    images, _ = test_images
+    verdict = vae.assess(images[:64])
+    assert set(verdict.tests) == {"profile", "confidence", "joint", "symmetry"}
+    assert np.array_equal(verdict.oddness, novelty.combine(verdict.tests))
+    assert np.array_equal(verdict.oddness, novelty.oddness(vae.thresholds, verdict.score, verdict.probabilities, images[:64]))
+
+
 def test_blank_and_near_blank_crops_are_rejected(vae):
     assert not vae.is_digit(nondigits("blank", 4)).any()
     assert vae.is_digit(nondigits("near_blank", 50)).mean() <= 0.05
