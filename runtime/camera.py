@@ -158,8 +158,9 @@ class DigitReader:
 
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
-        one batch through the model, and one more for the crops it rejects (see
-        ``SECOND_LOOK``) where the model exposes its verdict and thresholds."""
+        one batch through the model, and one more through the classifier for the crops it
+        rejects that look like digits (see ``SECOND_LOOK``), where the model exposes its
+        verdict and thresholds."""
         assess = getattr(self.vae, "assess", None)
         if not callable(assess):
             return np.asarray(self.vae.classify(crops_)), np.asarray(self.vae.is_digit(crops_), dtype=bool)
