@@ -328,8 +328,8 @@ def _trim_line(binary: np.ndarray, piece: Piece, typical: float, min_height: int
     least ``LINE_RUN`` of the digit height at either end. Where the line is as dark as the
     ink (in a shadow), re-thresholding cannot part them. The piece as it is when there is
     no such run, or when what is left is short of a digit."""
-    x, y, w, h = piece.box
-    mask = piece_mask(piece, piece.box) & (binary[y:y + h, x:x + w] > 0)
+    x, y, _, h = piece.box
+    mask = _own_ink(piece, binary)
     counts = mask.sum(axis=1)
     half = LINE_ROWS // 2
     smooth = np.median(sliding_window_view(np.pad(counts, half, mode="edge"), LINE_ROWS), axis=1)
@@ -409,7 +409,7 @@ def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: in
     """Re-threshold an oversize component's own pixels at Otsu's level among them: ink
     is darker than the rules or grid it touches, so the digits come apart from them."""
     x, y, w, h = piece.box
-    own = piece_mask(piece, piece.box) & (binary[y:y + h, x:x + w] > 0)
+    own = _own_ink(piece, binary)
     region = contrast[y:y + h, x:x + w]
     values = region[own]
     if values.size == 0:
@@ -420,6 +420,12 @@ def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: in
     higher = max(float(otsu), threshold + 10.0, 0.5 * _quantile(values, 0.95))
     sub = ((region > higher) & own).astype(np.uint8) * np.uint8(255)
     return _components(sub, (x, y), piece.factor)
+
+
+def _own_ink(piece: Piece, binary: np.ndarray) -> np.ndarray:
+    """Bool mask of the piece's box: its ink pixels (its label blocks that are ink)."""
+    x, y, w, h = piece.box
+    return piece_mask(piece, piece.box) & (binary[y:y + h, x:x + w] > 0)
 
 
 def piece_mask(piece: Piece, box: Box) -> np.ndarray:
