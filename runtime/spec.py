@@ -33,6 +33,11 @@ NUM_CLASSES: Final = 10  # the ten digits; also the width of the decoder's digit
 DEFAULT_LATENT_SIZE: Final = 16  # the seed used 10; the spec asks for at least 10
 MIN_LATENT_SIZE: Final = 10
 
+#: A bolder or lighter pen, as training draws it (``digitvae.train.augment``): this share of
+#: the way from a digit to its 3x3 dilation (or erosion). The camera's second look at a
+#: doubted crop draws it bolder the same way, so that it shows the classifier a pen it learnt.
+PEN_CHANGE: Final = 0.5
+
 # --- ONNX graphs --------------------------------------------------------------------
 OPSET: Final = 18
 ENCODER_FILE: Final = "encoder.onnx"

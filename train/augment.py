@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from digitvae.runtime.spec import PEN_CHANGE
+
 MAX_ROTATION_DEG = 15.0  # the reader deskews nothing; digits on paper held by hand tilt (issue 5: 15)
 MAX_SHIFT_PX = 2.0  # centre of mass vs. box centre after normalisation
 SCALE_RANGE = (0.85, 1.1)  # the 20x20 box is fitted to the longest side, strokes vary
@@ -38,7 +40,8 @@ def random_stroke_width(images: torch.Tensor, generator: torch.Generator) -> tor
     dilated = F.max_pool2d(images, 3, stride=1, padding=1)
     eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
     # A full 3x3 dilation doubles a 2-pixel MNIST stroke; halfway is a plausible pen.
-    thicker, thinner = 0.5 * (images + dilated), 0.5 * (images + eroded)
+    keep = 1.0 - PEN_CHANGE
+    thicker, thinner = keep * images + PEN_CHANGE * dilated, keep * images + PEN_CHANGE * eroded
     choice = torch.rand(n, generator=generator)
     p = STROKE_CHANGE_P / 2
     out = torch.where((choice < p).view(n, 1, 1, 1), thicker, images)
