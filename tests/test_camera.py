@@ -250,23 +250,29 @@ def test_a_cross_or_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypa
     assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == [4]
 
 
-def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, gen, monkeypatch):
+def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, gen, mnist, monkeypatch):
     import digitvae.runtime.camera as camera
 
-    # Frame 2 of the benchmark's draw holds a "5" that one reading takes for a doubtful 3
-    # and rejects; the mean of that reading and one of the 5 drawn bolder is a 5 it accepts.
-    frame = gen.frame(index=2)
-    five = frame.boxes[frame.digits.index(5)]
+    # Frame 24 of the benchmark's draw holds a "4" that one reading takes for a doubtful 4
+    # and rejects; the mean of that reading and one of the 4 drawn bolder is a 4 it accepts.
+    frame = gen.frame(index=24)
+    assert frame.digits[1] == 4
+    four = frame.boxes[1]
 
-    def read_five() -> Detection:
+    def read_four() -> Detection:
         found = DigitReader(shipped_vae).read(frame.image)
-        return min(found, key=lambda d: abs(d.box[0] - five[0]) + abs(d.box[1] - five[1]))
+        return min(found, key=lambda d: abs(d.box[0] - four[0]) + abs(d.box[1] - four[1]))
 
-    seen = read_five()
-    assert seen.is_digit and seen.digit == 5
-    monkeypatch.setattr(camera, "SECOND_LOOK", False)
-    once = read_five()
-    assert not once.is_digit and once.digit == 3
+    seen = read_four()
+    assert seen.is_digit and seen.digit == 4
+    with monkeypatch.context() as patch:
+        patch.setattr(camera, "SECOND_LOOK", False)
+        once = read_four()
+    assert not once.is_digit and once.digit == 4 and once.probability < seen.probability
+    # A second reading of another digit confirms nothing: the crop stays rejected.
+    one = mnist.test_images[mnist.test_labels == 1][:1].astype(np.float32) / 255
+    monkeypatch.setattr(camera.crops, "bolder", lambda crops: np.repeat(one, len(crops), axis=0))
+    assert not read_four().is_digit
 
 
 def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
