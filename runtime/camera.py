@@ -68,10 +68,10 @@ CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map 
 #: second look (the crop shifted a pixel each way, the mean of five readings), read-right
 #: (fp32) rose on 15 of 16 draws of generated frames (seeds 0-3 and 8-19), by 0.12 points on
 #: average (-0.07 to +0.28), and false digits on blank frames went from 35 to 36 in 4,500.
-#: Without the two conditions read-right rose 0.25 points, but blank frames of seeds 0-15
-#: had 8 more false digits in 3,700 (stars read as a 4, stubs of grid line as a 1). A bolder
-#: pen for every crop, not only doubted ones, cut read-right by 30 points (offline, on
-#: reader crops): the is-digit thresholds are calibrated on MNIST's own pen
+#: Without the two conditions read-right rose 0.24 points on average (12 draws), but blank
+#: frames of seeds 0-15 had 8 more false digits in 3,700 (stars read as a 4, stubs of grid
+#: line as a 1). A bolder pen for every crop, not only doubted ones, cut read-right by 29
+#: points (offline, on reader crops): the is-digit thresholds are calibrated on MNIST's pen
 #: (``python benchmarks/bench_camera.py --accuracy-only --seed 2``).
 SECOND_LOOK: Final = True
 
