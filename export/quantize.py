@@ -40,7 +40,7 @@ from onnxruntime.quantization import (
 
 from digitvae.runtime import spec
 from digitvae.runtime.mnist import Mnist
-from digitvae.runtime.model import bernoulli_nats, kl_nats, softmax
+from digitvae.runtime.model import bernoulli_nats, kl_nats, posterior_sample, softmax
 
 from .errors import ExportError
 
@@ -324,9 +324,7 @@ def latency_feeds(name: str, data: Mnist, batch: int, latent_size: int) -> dict[
 def neg_elbo(x: np.ndarray, mu: np.ndarray, logvar: np.ndarray, logits: np.ndarray,
              decoder: ort.InferenceSession) -> np.ndarray:
     """Per-image negative ELBO in nats, exactly as the runtime's ``_score`` (seed 0)."""
-    eps = np.random.default_rng(0).standard_normal(mu.shape, dtype=np.float32)
-    z = (mu + eps * np.exp(0.5 * logvar)).astype(np.float32)
-    pixels = run(decoder, {"z": z, "digit": softmax(logits)})[0]
+    pixels = run(decoder, {"z": posterior_sample(mu, logvar, 0), "digit": softmax(logits)})[0]
     return bernoulli_nats(x, pixels) + kl_nats(mu, logvar)
 
 

@@ -39,6 +39,15 @@ def kl_nats(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=1)
 
 
+def posterior_sample(mu: np.ndarray, logvar: np.ndarray, seed: int | None) -> np.ndarray:
+    """One z ~ Q(z|x) per image, float32 (N, latent): mu + eps * exp(logvar / 2), the
+    reparameterisation as in training. Every image of the call shares the one eps drawn with
+    ``seed``, so an image's sample, and its score, depend on the image and the seed alone,
+    not on its place in the batch: a crop is judged the same in any frame."""
+    eps = np.random.default_rng(seed).standard_normal((1, mu.shape[1]), dtype=np.float32)
+    return (mu + eps * np.exp(0.5 * logvar)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Assessment:
     """Everything the camera needs about a batch of crops, from one pass of each graph."""
@@ -155,9 +164,7 @@ class DigitVAE:
     def _score(self, x: np.ndarray, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
         mu, logvar = self._run("encoder", {"image": x})
         probabilities = softmax(self._run("classifier", {"image": x})[0])
-        eps = np.random.default_rng(inputs.seed(seed)).standard_normal(mu.shape, dtype=np.float32)
-        z = mu + eps * np.exp(0.5 * logvar)  # reparameterisation, as in training
-        pixels = self._decode(z.astype(np.float32), probabilities)[:, None]
+        pixels = self._decode(posterior_sample(mu, logvar, inputs.seed(seed)), probabilities)[:, None]
         return bernoulli_nats(x, pixels) + kl_nats(mu, logvar), probabilities
 
     def assess(self, images: Any, seed: int | None = 0) -> Assessment:

@@ -86,6 +86,16 @@ def test_sampling_is_seeded(shipped_vae, test_images):
     np.testing.assert_array_equal(shipped_vae.score(images[:8], seed=5), shipped_vae.score(images[:8], seed=5))
 
 
+def test_an_images_score_and_verdict_do_not_depend_on_its_batch(shipped_vae, test_images):
+    images, _ = test_images
+    x = images[:64]
+    together = shipped_vae.assess(x)
+    backwards = shipped_vae.assess(x[::-1])
+    np.testing.assert_allclose(backwards.score[::-1], together.score, rtol=1e-5)
+    np.testing.assert_allclose(shipped_vae.score(x[5:6]), together.score[5:6], rtol=1e-5)
+    assert (backwards.is_digit[::-1] == together.is_digit).all()
+
+
 def test_is_digit_accepts_digits_and_rejects_blank(shipped_vae, test_images):
     images, _ = test_images
     assert shipped_vae.is_digit(images).mean() >= 0.98
