@@ -324,7 +324,7 @@ def latency_feeds(name: str, data: Mnist, batch: int, latent_size: int) -> dict[
 def neg_elbo(x: np.ndarray, mu: np.ndarray, logvar: np.ndarray, logits: np.ndarray,
              decoder: ort.InferenceSession) -> np.ndarray:
     """Per-image negative ELBO in nats, exactly as the runtime's ``_score`` (seed 0)."""
-    pixels = run(decoder, {"z": posterior_sample(mu, logvar, 0), "digit": softmax(logits)})[0]
+    pixels = run(decoder, {"z": posterior_sample(x, mu, logvar, 0), "digit": softmax(logits)})[0]
     return bernoulli_nats(x, pixels) + kl_nats(mu, logvar)
 
 

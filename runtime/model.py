@@ -7,7 +7,9 @@ here, in numpy, with a seed the caller can give; the graphs themselves are deter
 
 from __future__ import annotations
 
+import functools
 import os
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from .artifacts import Artifacts, ArtifactError, load_artifacts
 from .novelty import Thresholds, combine, tests
 
 CHUNK = 4096  # images per onnxruntime call: bounds the memory of a large batch
+NOISE_DRAWS = 8192  # posterior noise vectors per seed that images pick from (see posterior_sample)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -39,13 +42,24 @@ def kl_nats(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     return -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar), axis=1)
 
 
-def posterior_sample(mu: np.ndarray, logvar: np.ndarray, seed: int | None) -> np.ndarray:
+def posterior_sample(images: np.ndarray, mu: np.ndarray, logvar: np.ndarray, seed: int | None) -> np.ndarray:
     """One z ~ Q(z|x) per image, float32 (N, latent): mu + eps * exp(logvar / 2), the
-    reparameterisation as in training. Every image of the call shares the one eps drawn with
-    ``seed``, so an image's sample, and its score, depend on the image and the seed alone,
-    not on its place in the batch: a crop is judged the same in any frame."""
-    eps = np.random.default_rng(seed).standard_normal((1, mu.shape[1]), dtype=np.float32)
+    reparameterisation as in training. With a ``seed``, each image's eps is picked from a
+    table of draws made with that seed by the image's own pixels (CRC-32), so an image's
+    sample, and its score, depend on the image and the seed alone, not on its place in the
+    batch (a crop is judged the same in any frame), while different images still get
+    independent noise (a mean over images is an honest ELBO estimate)."""
+    if seed is None:
+        eps = np.random.default_rng().standard_normal(mu.shape, dtype=np.float32)
+    else:
+        pick = [zlib.crc32(image.tobytes()) % NOISE_DRAWS for image in np.ascontiguousarray(images)]
+        eps = _noise_table(seed, mu.shape[1])[pick]
     return (mu + eps * np.exp(0.5 * logvar)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_table(seed: int, latent_size: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((NOISE_DRAWS, latent_size), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -157,14 +171,15 @@ class DigitVAE:
         return self._decode(np.repeat(mu, len(wanted), axis=0), wanted)
 
     def score(self, images: Any, seed: int | None = 0) -> np.ndarray:
-        """Per-image negative ELBO in nats (one posterior sample, drawn with ``seed``):
-        high means unlike a digit. Blank crops score *low*, so see ``is_digit``."""
+        """Per-image negative ELBO in nats (one posterior sample, drawn with ``seed``, see
+        :func:`posterior_sample`): high means unlike a digit. An image scores the same alone
+        or in any batch. Blank crops score *low*, so see ``is_digit``."""
         return self._score(inputs.images(images), seed)[0]
 
     def _score(self, x: np.ndarray, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
         mu, logvar = self._run("encoder", {"image": x})
         probabilities = softmax(self._run("classifier", {"image": x})[0])
-        pixels = self._decode(posterior_sample(mu, logvar, inputs.seed(seed)), probabilities)[:, None]
+        pixels = self._decode(posterior_sample(x, mu, logvar, inputs.seed(seed)), probabilities)[:, None]
         return bernoulli_nats(x, pixels) + kl_nats(mu, logvar), probabilities
 
     def assess(self, images: Any, seed: int | None = 0) -> Assessment:
