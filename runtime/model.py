@@ -48,7 +48,8 @@ def posterior_sample(images: np.ndarray, mu: np.ndarray, logvar: np.ndarray, see
     table of draws made with that seed by the image's own pixels (CRC-32), so an image's
     sample, and its score, depend on the image and the seed alone, not on its place in the
     batch (a crop is judged the same in any frame), while different images still get
-    independent noise (a mean over images is an honest ELBO estimate)."""
+    independent noise but for a 1 in ``NOISE_DRAWS`` chance of sharing a draw (a mean over
+    images is an honest ELBO estimate)."""
     if seed is None:
         eps = np.random.default_rng().standard_normal(mu.shape, dtype=np.float32)
     else:
@@ -59,7 +60,9 @@ def posterior_sample(images: np.ndarray, mu: np.ndarray, logvar: np.ndarray, see
 
 @functools.lru_cache(maxsize=4)
 def _noise_table(seed: int, latent_size: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((NOISE_DRAWS, latent_size), dtype=np.float32)
+    table = np.random.default_rng(seed).standard_normal((NOISE_DRAWS, latent_size), dtype=np.float32)
+    table.flags.writeable = False  # shared by every caller and thread
+    return table
 
 
 @dataclass(frozen=True)
