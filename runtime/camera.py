@@ -65,7 +65,8 @@ CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map 
 #: a second time drawn with a bolder pen (``crops.bolder``: the thicker pen of training's
 #: augmentation, so a pen the classifier learnt). If the second reading is the same digit,
 #: the crop is judged on the mean of the two (test-time augmentation). Against the first
-#: second look (the crop shifted a pixel each way, the mean of five readings), read-right
+#: second look (the crop shifted a pixel each way, the mean of five readings; both measured
+#: before ``model.posterior_sample`` made the score independent of the batch), read-right
 #: (fp32) rose on 15 of 16 draws of generated frames (seeds 0-3 and 8-19), by 0.12 points on
 #: average (-0.07 to +0.28), and false digits on blank frames went from 35 to 36 in 4,500.
 #: Without the two conditions read-right rose 0.24 points on average (12 draws), but blank
