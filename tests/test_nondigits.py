@@ -115,11 +115,12 @@ def test_thresholds_round_trip_through_the_manifest():
         novelty.Thresholds.from_manifest({**manifest, "doubt_survival": manifest["doubt_survival"][::-1]})
     with pytest.raises(ValueError, match="max_joint"):
         novelty.Thresholds.from_manifest({**manifest, "max_joint": float("nan")})
-    with pytest.raises(ValueError, match="incomplete"):  # a manifest from before the half-turn gate
-        novelty.Thresholds.from_manifest({k: v for k, v in manifest.items() if k != "max_half_turn"})
-    for bad in ([0.8] * 9, [0.8] * 9 + [float("nan")], [0.8] * 9 + [0.0]):
-        with pytest.raises(ValueError, match="max_half_turn must be 10 positive numbers"):
-            novelty.Thresholds.from_manifest({**manifest, "max_half_turn": bad})
+    for field in ("max_half_turn", "max_spokes", "star_half_turn"):
+        with pytest.raises(ValueError, match=f"incomplete: no '{field}'"):  # from before that gate
+            novelty.Thresholds.from_manifest({k: v for k, v in manifest.items() if k != field})
+        for bad in ([0.8] * 9, [0.8] * 9 + [float("nan")], [0.8] * 9 + [0.0]):
+            with pytest.raises(ValueError, match=f"{field} must be 10 positive numbers"):
+                novelty.Thresholds.from_manifest({**manifest, field: bad})
 
 
 def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
@@ -130,9 +131,10 @@ def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
     probabilities = rng.dirichlet(np.full(10, 0.3), n).astype(np.float32)
     t = novelty.calibrate(score, probabilities, images)
     values = novelty.tests(t, score, probabilities, images)
-    assert set(values) == {"profile", "confidence", "joint", "symmetry"}
+    assert set(values) == {"profile", "confidence", "joint", "symmetry", "star"}
     ranked = np.maximum.reduce([values["profile"], values["confidence"], values["joint"]])
     gated = np.where(values["symmetry"] > 1, np.maximum(ranked, values["symmetry"]), ranked)
+    gated = np.where(values["star"] > 1, np.maximum(gated, values["star"]), gated)
     assert np.array_equal(novelty.oddness(t, score, probabilities, images), gated)
     assert (values["joint"] > 1).mean() == pytest.approx(novelty.JOINT_TAIL, abs=0.002)
     # Values each in its own test's outer 0.5% (so each test alone passes them) are, together,
@@ -245,10 +247,57 @@ def test_the_half_turn_gate_rejects_a_4_that_looks_the_same_turned_and_keeps_a_1
     assert odd[0] >= values["symmetry"][0] > 1
 
 
+def _star(arms: list[tuple[float, tuple[float, float]]], width: float = 1.0) -> np.ndarray:
+    """A thin star: one bar per (angle in degrees, (length back, length on)) through the
+    crop's centre, each ``2 * width`` pixels wide."""
+    star = np.zeros((28, 28), np.float32)
+    i, j = np.mgrid[:28, :28]
+    i, j = i - 13.5, j - 13.5
+    for angle, (back, on) in arms:
+        a = np.deg2rad(angle)
+        along, across = i * np.sin(a) + j * np.cos(a), i * np.cos(a) - j * np.sin(a)
+        star[(np.abs(across) < width) & (along > -back) & (along < on)] = 1.0
+    return star
+
+
+def test_stars_strokes_run_like_spokes_and_a_rings_do_not(test_images):
+    lopsided = _star([(0, (8, 10)), (60, (10, 7)), (120, (9, 9))])  # unequal arms: centre of mass off the hub
+    ring = np.zeros((28, 28), np.float32)
+    i, j = np.mgrid[:28, :28]
+    ring[(np.hypot(i - 13.5, j - 13.5) > 6) & (np.hypot(i - 13.5, j - 13.5) < 8)] = 1.0
+    star_spokes, ring_spokes, blank = novelty.spokes(np.stack([lopsided, ring, np.zeros_like(ring)]))
+    assert star_spokes > 0.75 and ring_spokes < 0.15 and blank == 0.0
+    assert novelty.half_turn(lopsided[None])[0] < 0.75  # not point-symmetric about its centre of mass
+    images, labels = test_images
+    fours = novelty.spokes(images[labels == 4])
+    assert 0.35 < np.median(fours) < 0.6 and (fours < star_spokes).mean() > 0.99
+
+
+def test_the_star_gate_rejects_a_4_with_spokes_and_a_half_turn_and_bounds_only_the_4s(mnist):
+    # Calibrated on the validation slice's 4s and 1s, read as their labels. A lopsided star
+    # read as a 4 has more spokes than all but a few 4s and looks more like itself turned
+    # than most, yet less than the half-turn gate's bound: only the star gate rejects it.
+    # Read as a 1 it is not judged.
+    images, labels = mnist.validation_split()
+    keep = np.isin(labels, [1, 4])
+    images, read = images[keep].astype(np.float32) / 255.0, labels[keep].astype(np.int64)
+    probabilities = np.full((len(read), 10), 0.01 / 9, np.float32)
+    probabilities[np.arange(len(read)), read] = 0.99
+    score = np.random.default_rng(5).normal(100, 5, len(read)).astype(np.float32)
+    t = novelty.calibrate(score, probabilities, images)
+    assert t.max_spokes[4] < 1.0 and all(t.max_spokes[d] == 1.0 for d in range(10) if d not in novelty.STAR_DIGITS)
+    star = np.repeat(_star([(10, (9, 7)), (70, (8, 9)), (130, (9, 9))], width=0.8)[None], 2, 0)
+    as_four_and_one = probabilities[[np.flatnonzero(read == 4)[0], np.flatnonzero(read == 1)[0]]]
+    values = novelty.tests(t, score[:2], as_four_and_one, star)
+    assert values["star"][0] > 1 >= values["symmetry"][0]
+    assert values["star"][1] <= 1  # read as a 1
+    assert novelty.oddness(t, score[:2], as_four_and_one, star)[0] >= values["star"][0]
+
+
 def test_an_assessment_carries_each_tests_value(vae, test_images):
     images, _ = test_images
     verdict = vae.assess(images[:64])
-    assert set(verdict.tests) == {"profile", "confidence", "joint", "symmetry"}
+    assert set(verdict.tests) == {"profile", "confidence", "joint", "symmetry", "star"}
     assert np.array_equal(verdict.oddness, novelty.combine(verdict.tests))
     assert np.array_equal(verdict.oddness, novelty.oddness(vae.thresholds, verdict.score, verdict.probabilities, images[:64]))
 
