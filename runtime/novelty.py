@@ -359,7 +359,8 @@ def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: n
     ``symmetry``    the crop's :func:`half_turn` over ``max_half_turn[d]``, d the digit read:
                     a "4" that looks the same turned half a turn is a plus sign, an x or a star
     ``star``        the smaller of its :func:`spokes` over ``max_spokes[d]`` and its half-turn
-                    overlap over ``star_half_turn[d]``: over 1 when both are, a star
+                    overlap over ``star_half_turn[d]``: over 1 when both are, a star (0 where
+                    it cannot be: d without a spokes bound, or the half-turn ratio <= 1)
     """
     p = np.asarray(probabilities, np.float64)
     read = p.argmax(axis=1)
@@ -368,9 +369,21 @@ def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: n
     unsure = (1.0 - p.max(axis=1)) / allowed
     joint = _surprise(shape, t.survival_levels, t.shape_survival) + _surprise(unsure, t.survival_levels, t.doubt_survival)
     turned = half_turn(images)
-    star = np.minimum(spokes(images) / np.asarray(t.max_spokes)[read], turned / np.asarray(t.star_half_turn)[read])
     return {"profile": shape, "confidence": unsure, "joint": joint / t.max_joint,
-            "symmetry": turned / np.asarray(t.max_half_turn)[read], "star": star}
+            "symmetry": turned / np.asarray(t.max_half_turn)[read], "star": _star(t, images, read, turned)}
+
+
+def _star(t: Thresholds, images: np.ndarray, read: np.ndarray, turned: np.ndarray) -> np.ndarray:
+    """The star test's (N,) values: the spokes are measured only where they can matter (a
+    digit read that has a spokes bound, a half-turn overlap beyond its star bound), to keep
+    the camera's time; 0 elsewhere."""
+    half = turned / np.asarray(t.star_half_turn)[read]
+    bound = np.asarray(t.max_spokes)[read]
+    star = np.zeros(len(read))
+    suspect = np.flatnonzero((half > 1.0) & (bound < 1.0))
+    if len(suspect):
+        star[suspect] = np.minimum(spokes(images[suspect]) / bound[suspect], half[suspect])
+    return star
 
 
 def oddness(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
