@@ -305,10 +305,8 @@ def half_turn(images: np.ndarray) -> np.ndarray:
     handwritten 2, 3, 4, 6, 7 or 9 seldom passes 0.8."""
     x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
     n, rows, cols = x.shape
-    mass = np.maximum(x.sum(axis=(1, 2), dtype=np.float64), 1e-12)
     r, c = np.arange(rows), np.arange(cols)
-    centre_y = (x.sum(axis=2) * r).sum(axis=1) / mass
-    centre_x = (x.sum(axis=1) * c).sum(axis=1) / mass
+    centre_y, centre_x = _centre_of_mass(x)
     # The turned crop at (i, j) is the crop at (2 cy - i, 2 cx - j), read between pixels:
     # bilinear reading is separable, so it is two matrix products with tent weights
     # max(0, 1 - |source - k|) for pixel k (a source outside the crop reads paper).
@@ -326,9 +324,9 @@ def spokes(images: np.ndarray) -> np.ndarray:
     for a bar through the centre (a 1), about 0.5 for a typical 4, 0 for a ring."""
     x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
     n, rows, cols = x.shape
-    mass = np.maximum(x.sum(axis=(1, 2), dtype=np.float64), 1e-12)
-    dy = (np.arange(rows)[None, :] - ((x.sum(axis=2) * np.arange(rows)).sum(axis=1) / mass)[:, None]).astype(np.float32)
-    dx = (np.arange(cols)[None, :] - ((x.sum(axis=1) * np.arange(cols)).sum(axis=1) / mass)[:, None]).astype(np.float32)
+    centre_y, centre_x = _centre_of_mass(x)
+    dy = (np.arange(rows)[None, :] - centre_y[:, None]).astype(np.float32)
+    dx = (np.arange(cols)[None, :] - centre_x[:, None]).astype(np.float32)
     distance = np.hypot(dy[:, :, None], dx[:, None, :])
     gy, gx = np.gradient(x, axis=(1, 2))
     along = (gy * dy[:, :, None] + gx * dx[:, None, :]) / np.maximum(distance, 1e-6)  # the gradient along the radius
@@ -336,6 +334,14 @@ def spokes(images: np.ndarray) -> np.ndarray:
     energy = ((gx * gx + gy * gy) * beyond).sum(axis=(1, 2), dtype=np.float64)
     radial = ((along * along) * beyond).sum(axis=(1, 2), dtype=np.float64)
     return np.where(energy > 0, 1.0 - radial / np.maximum(energy, 1e-12), 0.0)
+
+
+def _centre_of_mass(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 crops (N, rows, cols) -> each one's centre of mass, float64 (N,) row and
+    column (0 for a crop without ink)."""
+    mass = np.maximum(x.sum(axis=(1, 2), dtype=np.float64), 1e-12)
+    return ((x.sum(axis=2) * np.arange(x.shape[1])).sum(axis=1) / mass,
+            (x.sum(axis=1) * np.arange(x.shape[2])).sum(axis=1) / mass)
 
 
 def _tent(source: np.ndarray, size: int) -> np.ndarray:
