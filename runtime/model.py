@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from . import inputs, spec
 from .artifacts import Artifacts, ArtifactError, load_artifacts
-from .novelty import Thresholds, combine, tests
+from .novelty import GATES, Thresholds, combine, tests
 
 CHUNK = 4096  # images per onnxruntime call: bounds the memory of a large batch
 NOISE_DRAWS = 8192  # posterior noise vectors per seed that images pick from (see posterior_sample)
@@ -185,13 +185,15 @@ class DigitVAE:
         pixels = self._decode(posterior_sample(x, mu, logvar, inputs.seed(seed)), probabilities)[:, None]
         return bernoulli_nats(x, pixels) + kl_nats(mu, logvar), probabilities
 
-    def assess(self, images: Any, seed: int | None = 0) -> Assessment:
-        """Probabilities, score and the is-digit verdict in one pass of each graph."""
+    def assess(self, images: Any, seed: int | None = 0, *, gates: Collection[str] = GATES) -> Assessment:
+        """Probabilities, score and the is-digit verdict in one pass of each graph. The
+        gates of :func:`~digitvae.runtime.novelty.tests` named in ``gates`` apply (default:
+        all; the camera reader leaves one out)."""
         if self.thresholds is None:
             raise ArtifactError(f"{self.artifacts.folder / spec.MANIFEST_FILE} has no is-digit thresholds: re-export the artifacts")
         x = inputs.images(images)
         score, probabilities = self._score(x, seed)
-        values = tests(self.thresholds, score, probabilities, x)
+        values = tests(self.thresholds, score, probabilities, x, gates)
         odd = combine(values)
         return Assessment(probabilities=probabilities, score=score, oddness=odd, is_digit=odd <= 1.0, tests=values)
 

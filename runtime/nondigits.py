@@ -23,7 +23,8 @@ Kinds (:data:`KINDS`):
                 reader would: what is left is sparse speckle
 
 Every image is a pure function of ``(seed, kind, index)``, so ``nondigits(k, 10, s)[:5]``
-equals ``nondigits(k, 5, s)``.
+equals ``nondigits(k, 5, s)``. :func:`glyphs` draws other characters with the same renderer,
+for checks on characters the benchmark never draws.
 
 OpenCV is imported on demand: ``import digitvae.runtime`` never loads it.
 """
@@ -263,6 +264,22 @@ def nondigits(kind: str, n: int, seed: int = 0) -> np.ndarray:
     out = np.zeros((int(n), spec.IMAGE_SIZE, spec.IMAGE_SIZE), np.float32)
     for i in range(int(n)):
         out[i] = mnist_normalise(ink_patch(kind, i, seed))
+    return out
+
+
+def glyphs(characters: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` crops of characters drawn at random from ``characters`` by the renderer of
+    ``letters`` and ``symbols``, MNIST-normalised: float32 ``(n, 28, 28)`` in [0, 1]. For
+    checks on characters the benchmark's kinds never draw. Reproducible for a ``seed``."""
+    if not isinstance(characters, str) or not characters or not all(33 <= ord(c) <= 126 for c in characters):
+        raise ValueError(f"characters: expected printable ASCII without spaces (what the Hershey fonts draw), "
+                         f"got {characters!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n: expected a count >= 0, got {n!r}")
+    out = np.zeros((int(n), spec.IMAGE_SIZE, spec.IMAGE_SIZE), np.float32)
+    for i in range(int(n)):
+        rng = np.random.default_rng([int(seed), zlib.crc32(characters.encode()), int(i)])
+        out[i] = mnist_normalise(_glyph(rng, characters))
     return out
 
 

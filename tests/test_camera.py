@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.runtime import spec  # noqa: E402
+from digitvae.runtime import camera, novelty, spec  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
 from digitvae.runtime.evaluate import evaluate_reader  # noqa: E402
 from digitvae.runtime.frames import FrameGenerator  # noqa: E402
@@ -178,7 +178,6 @@ def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
 
 
 def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
-    import digitvae.runtime.camera as camera
 
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:303] = 165  # a grid line, fainter than ink ...
@@ -191,7 +190,6 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
 
 
 def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
-    import digitvae.runtime.camera as camera
 
     # The stretch starts 4 px below the frame's top: the line runs on above it only as far
     # as the frame shows, which is enough to tell.
@@ -223,7 +221,6 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
 
 
 def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch):
-    import digitvae.runtime.camera as camera
 
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:302] = page[240:242, :] = 165  # grid lines, fainter than ink ...
@@ -265,7 +262,6 @@ def test_a_lopsided_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypa
 
 
 def test_a_rung_of_grid_line_that_leans_is_not_read_as_a_1(shipped_vae, mnist, monkeypatch):
-    import digitvae.runtime.camera as camera
 
     # Seed 14's blank frame 629: two stretches of a slanted grid line between crossings,
     # each read as a 1; the line runs on past both ends, but a pixel or two aside.
@@ -276,7 +272,6 @@ def test_a_rung_of_grid_line_that_leans_is_not_read_as_a_1(shipped_vae, mnist, m
 
 
 def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, gen, mnist, monkeypatch):
-    import digitvae.runtime.camera as camera
 
     # Frame 24 of the benchmark's draw holds a "4" that one reading takes for a doubtful 4
     # and rejects; the mean of that reading and one of the 4 drawn bolder is a 4 it accepts.
@@ -301,7 +296,6 @@ def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, g
 
 
 def test_the_second_look_is_only_for_crops_that_look_like_mnist_digits(shipped_vae, mnist, monkeypatch):
-    import digitvae.runtime.camera as camera
 
     # Blank frame 580 of seed 14 holds a star the classifier doubts as a 4. Its profile
     # passes only with the camera's margin, so it gets no second look and stays rejected;
@@ -448,12 +442,13 @@ def test_uses_assess_when_the_model_has_it(shipped_vae, gen):
     calls = []
 
     class Spy:
-        def assess(self, images):
-            calls.append(len(images))
-            return shipped_vae.assess(images)
+        def assess(self, images, **options):
+            calls.append((len(images), options))
+            return shipped_vae.assess(images, **options)
 
     detections = DigitReader(Spy()).read(gen.frame(6, index=4).image)
-    assert calls == [len(detections)]
+    assert calls == [(len(detections), {"gates": camera.GATES})]
+    assert "dot" not in camera.GATES and set(camera.GATES) < set(novelty.GATES)
 
 
 def test_detections(reader, gen):

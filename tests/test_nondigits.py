@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("cv2")
 
 from digitvae.runtime import novelty  # noqa: E402
-from digitvae.runtime.nondigits import KINDS, ink_patch, mnist_normalise, nondigits  # noqa: E402
+from digitvae.runtime.nondigits import KINDS, glyphs, ink_patch, mnist_normalise, nondigits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,18 @@ def test_generator_is_seeded_and_reproducible(kind):
     assert np.array_equal(a[:3], nondigits(kind, 3, seed=7)), "crop i does not depend on how many are drawn"
     if kind != "blank":
         assert not np.array_equal(a, nondigits(kind, 6, seed=8))
+
+
+def test_glyphs_of_other_characters_are_reproducible_crops():
+    crops = glyphs("ij;", 6, seed=2)
+    assert crops.dtype == np.float32 and crops.shape == (6, 28, 28) and crops.max() == pytest.approx(1.0)
+    assert np.array_equal(crops[:3], glyphs("ij;", 3, seed=2)) and not np.array_equal(crops, glyphs("ij;", 6, seed=3))
+    assert glyphs("x", 0).shape == (0, 28, 28)
+    for bad in ("", "a b", "é", 7):
+        with pytest.raises(ValueError, match="characters: expected printable ASCII without spaces"):
+            glyphs(bad, 2)
+    with pytest.raises(ValueError, match="n: expected a count >= 0, got -1"):
+        glyphs("ij", -1)
 
 
 def test_kinds_differ_from_each_other():
@@ -131,11 +143,17 @@ def test_the_joint_test_rejects_what_is_a_little_odd_on_both_counts():
     probabilities = rng.dirichlet(np.full(10, 0.3), n).astype(np.float32)
     t = novelty.calibrate(score, probabilities, images)
     values = novelty.tests(t, score, probabilities, images)
-    assert set(values) == {"profile", "confidence", "joint", "symmetry", "star"}
+    assert set(values) == {"profile", "confidence", "joint", "symmetry", "star", "dot"}
     ranked = np.maximum.reduce([values["profile"], values["confidence"], values["joint"]])
-    gated = np.where(values["symmetry"] > 1, np.maximum(ranked, values["symmetry"]), ranked)
-    gated = np.where(values["star"] > 1, np.maximum(gated, values["star"]), gated)
+    gated = ranked
+    for gate in ("symmetry", "star", "dot"):
+        gated = np.where(values[gate] > 1, np.maximum(gated, values[gate]), gated)
     assert np.array_equal(novelty.oddness(t, score, probabilities, images), gated)
+    # Gates left out are neither measured nor applied.
+    assert set(novelty.tests(t, score, probabilities, images, gates=("star",))) == {"profile", "confidence", "joint", "star"}
+    assert np.array_equal(novelty.oddness(t, score, probabilities, images, gates=()), ranked)
+    with pytest.raises(ValueError, match="gates: expected some of symmetry, star, dot, got spots"):
+        novelty.tests(t, score, probabilities, images, gates=("dot", "spots"))
     assert (values["joint"] > 1).mean() == pytest.approx(novelty.JOINT_TAIL, abs=0.002)
     # Values each in its own test's outer 0.5% (so each test alone passes them) are, together,
     # rarer than the joint test allows; each in its outer 20% is not.
@@ -294,10 +312,42 @@ def test_the_star_gate_rejects_a_4_with_spokes_and_a_half_turn_and_bounds_only_t
     assert novelty.oddness(t, score[:2], as_four_and_one, star)[0] >= values["star"][0]
 
 
+def _bar_and_dot(dot_rows: slice, dot_cols: slice, bar_rows: slice = slice(4, 18)) -> np.ndarray:
+    mark = np.zeros((28, 28), np.float32)
+    mark[bar_rows, 13:16] = 1.0
+    mark[dot_rows, dot_cols] = 1.0
+    return mark
+
+
+def test_a_dot_cut_off_above_or_below_is_detached_and_a_digits_own_pieces_are_not(test_images):
+    marks = np.stack([
+        _bar_and_dot(slice(21, 25), slice(12, 16)),  # "!": 3 empty rows, then a 4x4 dot
+        _bar_and_dot(slice(4, 7), slice(12, 16), bar_rows=slice(9, 25)),  # "i": a dot above
+        _bar_and_dot(slice(18, 25), slice(12, 16)),  # the "dot" touches the bar: one piece
+        _bar_and_dot(slice(20, 22), slice(4, 24)),  # a long bar under it: a "5"'s stroke, too wide
+        _bar_and_dot(slice(21, 22), slice(14, 15)),  # a speck: under 5% of the ink
+        _bar_and_dot(slice(4, 18), slice(13, 16)),  # the bar alone
+    ])
+    assert novelty.detached_dot(marks).tolist() == [3.0, 2.0, 0.0, 0.0, 0.0, 0.0]
+    assert novelty.detached_dot(np.zeros((1, 28, 28), np.float32)).tolist() == [0.0]
+    images, _ = test_images
+    assert (novelty.detached_dot(images) > 0).mean() < 0.01  # digits are one piece
+
+
+def test_the_dot_gate_rejects_question_and_exclamation_marks_that_pass_the_other_tests(vae):
+    # Printed "?" and "!" read as a 7 or 3 and a 1, with a confidence and a profile a digit
+    # can have; their dot is what they have and digits do not.
+    marks = glyphs("?!", 200, seed=7)
+    without = vae.assess(marks, gates=("symmetry", "star")).is_digit.mean()
+    verdict = vae.assess(marks)
+    assert without > 0.6 and verdict.is_digit.mean() < 0.3, (without, verdict.is_digit.mean())
+    assert (verdict.tests["dot"] > 1).mean() > 0.7
+
+
 def test_an_assessment_carries_each_tests_value(vae, test_images):
     images, _ = test_images
     verdict = vae.assess(images[:64])
-    assert set(verdict.tests) == {"profile", "confidence", "joint", "symmetry", "star"}
+    assert set(verdict.tests) == {"profile", "confidence", "joint", "symmetry", "star", "dot"}
     assert np.array_equal(verdict.oddness, novelty.combine(verdict.tests))
     assert np.array_equal(verdict.oddness, novelty.oddness(vae.thresholds, verdict.score, verdict.probabilities, images[:64]))
 
