@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gates", default=",".join(GATES), help="comma-separated gates to apply (default: all)")
     parser.add_argument("--glyphs", action="append", default=[], metavar="CHARACTERS",
                         help="one more row of these characters (not part of the goal; repeatable)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="graphs to run (default fp32)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers to this JSON file")
     parser.add_argument("--grid", type=Path, default=None, help="write a PNG of the most digit-like non-digits")
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--kinds must be among {', '.join(KINDS)}, --gates among {', '.join(GATES)}, "
                      f"and --per-kind >= 1; got {', '.join(unknown) or f'--per-kind {args.per_kind}'}")
 
-    vae = DigitVAE.load(args.artifacts, threads=args.threads)
+    vae = DigitVAE.load(args.artifacts, precision=args.precision, threads=args.threads)
     try:
         result = measure(vae, args.per_kind, args.seed, kinds, gates, tuple(args.glyphs))
     except ValueError as exc:  # a bad --glyphs string
