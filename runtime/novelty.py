@@ -84,8 +84,9 @@ tail of 0.01 for both caught 20 of the 67). Seeds 36 to 51 were fresh: 44 -> 36.
 
 A sixth test, a gate too, is for punctuation. A printed "?" or "!" is read as a 7, a 3 or a
 1 with a confidence and a profile that digits have: before it, 89% of "?" and 71% of "!"
-passed (1,000 of each, ``--glyphs '?' --glyphs '!'``); with it, 13% and 0.4%. What they have and handwritten digits do not is a dot, a small mark above or below
-the rest, cut off from it by empty rows (:func:`detached_dot`, a fixed rule: ``DOT_*``).
+passed (1,000 of each, ``--glyphs '?' --glyphs '!'``); with it, 13% and 0.4%. What they
+have and handwritten digits do not is a dot, a small mark above or below the rest, cut off
+from it by empty rows (:func:`detached_dot`, a fixed rule: ``DOT_*``).
 Digits are one piece, or come apart in large pieces (a "5"'s bar): 7 of the 10,000
 validation digits have such a dot. With the gate (``python benchmarks/bench_isdigit.py``),
 the AUROC against symbols went from 0.9843 to 0.9947 (seed 1's non-digits: 0.9944), the
@@ -386,7 +387,7 @@ def detached_dot(images: np.ndarray) -> np.ndarray:
 def _band_dot(ink: np.ndarray, share: np.ndarray) -> np.ndarray:
     """:func:`detached_dot` for the top band: ink bool (N, rows, cols), each row's share of
     the ink (N, rows) -> (N,) the empty rows under the band where it is a dot, else 0."""
-    n, rows, cols = ink.shape
+    _, rows, cols = ink.shape
     r = np.arange(rows)
     inked = ink.any(axis=2)
     first = inked.argmax(axis=1)  # the band's first row
@@ -440,6 +441,7 @@ def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: n
 
     The first three are always measured; of the gates, those named in ``gates``.
     """
+    _check_gates(gates)
     p = np.asarray(probabilities, np.float64)
     read = p.argmax(axis=1)
     allowed = 1.0 - np.asarray(t.min_confidence)[read]
@@ -447,7 +449,6 @@ def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: n
     unsure = (1.0 - p.max(axis=1)) / allowed
     joint = _surprise(shape, t.survival_levels, t.shape_survival) + _surprise(unsure, t.survival_levels, t.doubt_survival)
     values = {"profile": shape, "confidence": unsure, "joint": joint / t.max_joint}
-    _check_gates(gates)
     if "symmetry" in gates or "star" in gates:
         turned = half_turn(images)
         if "symmetry" in gates:

@@ -178,7 +178,6 @@ def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
 
 
 def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
-
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:303] = 165  # a grid line, fainter than ink ...
     page[200:260, 300:303] = 110  # ... darker for a stretch, as ink
@@ -190,7 +189,6 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
 
 
 def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
-
     # The stretch starts 4 px below the frame's top: the line runs on above it only as far
     # as the frame shows, which is enough to tell.
     page = np.full((480, 640), 230, np.uint8)
@@ -221,7 +219,6 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
 
 
 def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch):
-
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:302] = page[240:242, :] = 165  # grid lines, fainter than ink ...
     page[225:257, 300:302] = page[240:242, 285:317] = 110  # ... darker where they cross: a +
@@ -262,7 +259,6 @@ def test_a_lopsided_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypa
 
 
 def test_a_rung_of_grid_line_that_leans_is_not_read_as_a_1(shipped_vae, mnist, monkeypatch):
-
     # Seed 14's blank frame 629: two stretches of a slanted grid line between crossings,
     # each read as a 1; the line runs on past both ends, but a pixel or two aside.
     frame = FrameGenerator.from_mnist(seed=14).blank_frame(index=629).image
@@ -272,7 +268,6 @@ def test_a_rung_of_grid_line_that_leans_is_not_read_as_a_1(shipped_vae, mnist, m
 
 
 def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, gen, mnist, monkeypatch):
-
     # Frame 24 of the benchmark's draw holds a "4" that one reading takes for a doubtful 4
     # and rejects; the mean of that reading and one of the 4 drawn bolder is a 4 it accepts.
     frame = gen.frame(index=24)
@@ -296,7 +291,6 @@ def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, g
 
 
 def test_the_second_look_is_only_for_crops_that_look_like_mnist_digits(shipped_vae, mnist, monkeypatch):
-
     # Blank frame 580 of seed 14 holds a star the classifier doubts as a 4. Its profile
     # passes only with the camera's margin, so it gets no second look and stays rejected;
     # re-read bolder, it would pass as a 4.
