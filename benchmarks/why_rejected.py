@@ -17,10 +17,9 @@ import argparse
 import numpy as np
 
 from digitvae.runtime import DigitVAE
-from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.camera import GATES, DigitReader
 from digitvae.runtime.evaluate import match_boxes
 from digitvae.runtime.frames import FrameGenerator
-from digitvae.runtime.novelty import tests
 from digitvae.runtime.optional import require
 
 
@@ -46,15 +45,16 @@ def main() -> int:
     require("cv2", "the camera benchmark").setNumThreads(1)
     vae = DigitVAE.load(args.artifacts, threads=1)
     crops, labels = matched_crops(DigitReader(vae), args.seed, args.frames)
-    verdict = vae.assess(crops)
-    failed = {name: value > 1 for name, value in tests(vae.thresholds, verdict.score, verdict.probabilities, crops).items()}
+    verdict = vae.assess(crops, gates=GATES)  # the tests the reader applies
+    failed = {name: value > 1 for name, value in verdict.tests.items()}
     rejected, wrong = ~verdict.is_digit, verdict.digits != labels
     print(f"{len(labels)} digits found in {args.frames} frames (seed {args.seed})")
     print(f"rejected by is_digit: {100 * rejected.mean():.2f}%, by the tests that fail:")
     which = np.array([" + ".join(name for name, f in failed.items() if f[i]) for i in range(len(labels))])
     for combination, count in zip(*np.unique(which[rejected], return_counts=True)):
         print(f"  {combination}: {100 * count / len(labels):.2f}%")
-    print(f"of the rejected, read wrong anyway: {100 * wrong[rejected].mean():.0f}%")
+    if rejected.any():
+        print(f"of the rejected, read wrong anyway: {100 * wrong[rejected].mean():.0f}%")
     print(f"read wrong: {100 * wrong.mean():.2f}%; read right and accepted: {100 * (~wrong & ~rejected).mean():.2f}%")
     return 0
 
