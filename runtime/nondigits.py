@@ -259,12 +259,7 @@ def nondigits(kind: str, n: int, seed: int = 0) -> np.ndarray:
     float32 ``(n, 28, 28)`` in [0, 1], white ink on black. Reproducible for a ``seed``."""
     if kind not in _PATCHES:
         raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n: expected a count >= 0, got {n!r}")
-    out = np.zeros((int(n), spec.IMAGE_SIZE, spec.IMAGE_SIZE), np.float32)
-    for i in range(int(n)):
-        out[i] = mnist_normalise(ink_patch(kind, i, seed))
-    return out
+    return _normalised(n, lambda i: ink_patch(kind, i, seed))
 
 
 def glyphs(characters: str, n: int, seed: int = 0) -> np.ndarray:
@@ -274,12 +269,17 @@ def glyphs(characters: str, n: int, seed: int = 0) -> np.ndarray:
     if not isinstance(characters, str) or not characters or not all(33 <= ord(c) <= 126 for c in characters):
         raise ValueError(f"characters: expected printable ASCII without spaces (what the Hershey fonts draw), "
                          f"got {characters!r}")
+    key = zlib.crc32(characters.encode())
+    return _normalised(n, lambda i: _glyph(np.random.default_rng([int(seed), key, i]), characters))
+
+
+def _normalised(n: int, patch: Callable[[int], np.ndarray]) -> np.ndarray:
+    """``patch(i)`` for i < ``n``, each MNIST-normalised: float32 ``(n, 28, 28)``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n: expected a count >= 0, got {n!r}")
     out = np.zeros((int(n), spec.IMAGE_SIZE, spec.IMAGE_SIZE), np.float32)
     for i in range(int(n)):
-        rng = np.random.default_rng([int(seed), zlib.crc32(characters.encode()), int(i)])
-        out[i] = mnist_normalise(_glyph(rng, characters))
+        out[i] = mnist_normalise(patch(i))
     return out
 
 
