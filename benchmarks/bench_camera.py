@@ -29,9 +29,9 @@ import platform
 import time
 from typing import Any
 
-from digitvae.runtime.camerabench import DIGIT_COUNTS, frame_speed, readers
-from digitvae.runtime.evaluate import evaluate_reader
-from digitvae.runtime.frames import FrameGenerator
+from digitvae.bench.camera import DIGIT_COUNTS, frame_speed, readers
+from digitvae.bench.evaluate import evaluate_reader
+from digitvae.data.frames import FrameGenerator
 from digitvae.runtime.optional import require
 
 

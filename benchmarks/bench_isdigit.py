@@ -4,7 +4,7 @@ Measures, with the artifacts' calibrated thresholds:
 
 * on the FULL official MNIST test set (10,000 digits, never used for calibration): the
   share of digits that ``is_digit`` rejects (target: at most 1%);
-* for each kind of non-digit from :mod:`digitvae.runtime.nondigits` (``--per-kind`` crops
+* for each kind of non-digit from :mod:`digitvae.data.nondigits` (``--per-kind`` crops
   each, MNIST-normalised as camera crops are): the share ``is_digit`` accepts, and the
   AUROC of the oddness score, digits against that kind (target: at least 0.99 each).
 
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from digitvae.runtime import DigitVAE
-from digitvae.runtime.mnist import load_mnist
-from digitvae.runtime.nondigits import KINDS, glyphs, nondigits
+from digitvae.data.mnist import load_mnist
+from digitvae.data.nondigits import KINDS, glyphs, nondigits
 from digitvae.runtime.novelty import GATES, auroc
 
 MAX_REJECTED = 0.01

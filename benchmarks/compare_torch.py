@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from digitvae.runtime import DigitVAE, spec
-from digitvae.runtime.bench import graph_feeds
+from digitvae.bench.speed import graph_feeds
 from digitvae.train.checkpoint import load_model
 from digitvae.export.graphs import graph_modules
 

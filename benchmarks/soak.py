@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
-from digitvae.runtime.frames import FrameGenerator
+from digitvae.data.frames import FrameGenerator
 
 WARMUP_READS = 500  # allocator pools and onnxruntime's arenas settle in this many reads
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import GATES, DigitReader
-from digitvae.runtime.evaluate import match_boxes
-from digitvae.runtime.frames import FrameGenerator
+from digitvae.bench.evaluate import match_boxes
+from digitvae.data.frames import FrameGenerator
 from digitvae.runtime.optional import require
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from digitvae.runtime import spec
-from digitvae.runtime.cli import Command
+from digitvae.runtime.command import Command
 from digitvae.runtime.optional import require
 
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     for module in ("torch", "onnx", "onnxscript"):
         require(module, "digitvae export")
-    from digitvae.runtime.mnist import load_mnist
+    from digitvae.data.mnist import load_mnist
 
     from .export import run_export
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from digitvae.runtime import spec
-from digitvae.runtime.mnist import Mnist
+from digitvae.data.mnist import Mnist
 from digitvae.runtime.model import DigitVAE as RuntimeVAE
 from digitvae.runtime.novelty import calibrate
 

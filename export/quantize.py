@@ -39,7 +39,7 @@ from onnxruntime.quantization import (
 )
 
 from digitvae.runtime import spec
-from digitvae.runtime.mnist import Mnist
+from digitvae.data.mnist import Mnist
 from digitvae.runtime.model import bernoulli_nats, kl_nats, posterior_sample, softmax
 
 from .errors import ExportError

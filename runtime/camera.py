@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from . import crops, segment
+from . import crops, ink, segment
 from .frame_input import to_gray
 from .model import Assessment
 from .novelty import GATES as ALL_GATES, SHAPE_MARGIN, Thresholds, oddness
@@ -30,68 +30,28 @@ MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
 MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
 MAX_HEIGHT_SHARE: Final = 0.95  # a digit can fill almost the whole frame height
 MAX_DIGITS: Final = 64  # candidates per frame sent to the model, largest first
-#: The is-digit gates the reader applies: all but the detached-dot one. On camera a dot
-#: under or over a digit is far more often a speck, or a piece of the digit the threshold
-#: cut off, than punctuation: the reader's crops of real digits (frames 0-499 of seeds 0-3, 8
-#: and 9) carry one four times as often as MNIST's (47 of 16,359, 0.29%, against 7 of the
-#: 10,000 validation digits), and the gate would reject 32 of the 16,086 read right (0.20%),
-#: while the frames' marks hold no punctuation. A "!" in view is read as a 1, as before.
+#: The is-digit gates the reader applies: all but the detached-dot one. On camera a dot by
+#: a digit is far more often a speck, or a piece the threshold cut off, than punctuation.
 GATES: Final = tuple(gate for gate in ALL_GATES if gate != "dot")
 #: Stretches of ruled and grid lines that came out as dark as ink (see :func:`_line_stretch`):
 #: a candidate's strokes "run on" past one of its sides when, beyond that side and for half
 #: the candidate's extent, the columns (or rows) where its own ink touches that side hold ink
 #: of at least RUN_SHARE of its core contrast at RUN_ROWS of the steps away from it.
-#: A thin candidate, at least RUN_ASPECT times as tall as wide, is a stretch of line when it
-#: runs on above and below; any other when it runs on past LINE_SIDES of its four sides.
-#: The thin rule was chosen on frame seed 1 (share 0.3 and 0.5, rows 0.75 and 0.9, aspect 2
-#: and 3): false digits per 100 blank frames 2.3 -> 1.3 and spurious detections 0.60% ->
-#: 0.40% there, 0.37% -> 0.22% on seed 2, no digit lost on seeds 0, 1 and 2. The sides rule,
-#: for the T and + where grid lines cross, read as 7, 1 or 4: false digits per 100 blank
-#: frames 1.3 -> 0.3 (seed 1), 3.0 -> 2.5 (seed 3), 3.3 -> 2.0 (seed 4), 2.0 -> 1.7 (seed 5),
-#: spurious detections down by a sixth to a half on seeds 0-3, read-right unchanged on
-#: seeds 1, 2 and 3 and 0.04 points lower on seed 0; with two sides, 0.07 points lower on
-#: seeds 1 and 2 for one false digit fewer
-#: (``python benchmarks/bench_camera.py --accuracy-only --seed 1 --frames 300 --blank 300``).
-RUN_ASPECT: Final = 3.0
+RUN_ASPECT: Final = 3.0  # a thin candidate (this many times as tall as wide) is a line when it runs on above and below
 RUN_SHARE: Final = 0.5
 RUN_ROWS: Final = 0.9
-LINE_SIDES: Final = 3
-#: Rows of frame beyond a box that can tell whether a line runs on. Lines were looked for
-#: half a box's height on and not at all where the frame ends sooner, so stretches of grid
-#: line a few pixels from its edge were read as 1s; looking up to the edge took false
-#: digits per 100 blank frames from 4.0 to 2.0 (frame seed 0, blank frames 200-299) and
-#: from 2.0 to 1.5 (seed 8), read-right and seeds 0-7 unchanged
-#: (``python benchmarks/bench_camera.py --accuracy-only --seed 8 --blank 200``).
-EDGE_ROWS: Final = 3
+LINE_SIDES: Final = 3  # any other candidate is a line crossing (a T or a +) when it runs on past this many sides
+EDGE_ROWS: Final = 3  # fewer rows of frame than this beyond a box cannot tell whether a line runs on
 #: A thin candidate's line may lean up to this slope (a page turned 15 degrees): its run-on
-#: is looked for that far to either side of the columns it touches, and anywhere in the row
-#: next to its end. Thin stretches of grid line (the rungs between crossings, read as 1s)
-#: run on only a pixel or two aside, which the columns the stretch touches miss. On
-#: generated blank frames of seeds 0 to 51 (10,400 frames), with the star gate of
-#: ``novelty``, false digits went from 74 to 52; read-right was unchanged to the digit on
-#: seeds 0-3 and 8-19 (``python benchmarks/bench_camera.py --accuracy-only --seed S``). The
-#: same look for the sides rule as well took false digits on seeds 36 to 51 to 10 (22 now),
-#: but it lost digits on dark grid paper (read-right -0.11 points on average, seed 19 under
-#: 98%).
+#: is looked for that far to either side of the columns it touches.
 LEAN: Final = float(np.tan(np.radians(15)))
 #: A piece of ink that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
 #: is at least this share of the frame's height: then the frame is a photo of that digit.
 CUT_OFF_SHARE: Final = 0.5
 CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map may lose the last rows)
-#: A crop that looks like an MNIST digit (its profile passes without the camera's margin,
-#: ``novelty.SHAPE_MARGIN``) but that the model rejects, the classifier doubting it, is read
-#: a second time drawn with a bolder pen (``crops.bolder``: the thicker pen of training's
-#: augmentation, so a pen the classifier learnt). If the second reading is the same digit,
-#: the crop is judged on the mean of the two (test-time augmentation). Against the first
-#: second look (the crop shifted a pixel each way, the mean of five readings; both measured
-#: before ``model.posterior_sample`` made the score independent of the batch), read-right
-#: (fp32) rose on 15 of 16 draws of generated frames (seeds 0-3 and 8-19), by 0.12 points on
-#: average (-0.07 to +0.28), and false digits on blank frames went from 35 to 36 in 4,500.
-#: Without the two conditions read-right rose 0.24 points on average (12 draws), but blank
-#: frames of seeds 0-15 had 8 more false digits in 3,700 (stars read as a 4, stubs of grid
-#: line as a 1). A bolder pen for every crop, not only doubted ones, cut read-right by 29
-#: points (offline, on reader crops): the is-digit thresholds are calibrated on MNIST's pen
-#: (``python benchmarks/bench_camera.py --accuracy-only --seed 2``).
+#: A crop the classifier doubts but whose profile looks like an MNIST digit is read again
+#: drawn with a bolder pen (training's thicker pen); if it reads as the same digit, the mean
+#: of the two readings judges it. Camera strokes are often thinner than MNIST's.
 SECOND_LOOK: Final = True
 
 
@@ -168,18 +128,18 @@ class DigitReader:
             return _as_mnist_crop(gray)
         if min(gray.shape) < self.min_height:
             return empty
-        ink = segment.ink_map(gray)
+        inked = ink.ink_map(gray)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
-        strokes = segment.find_strokes(ink.contrast, self.min_height, max_height)
+        strokes = ink.find_strokes(inked.contrast, self.min_height, max_height)
         in_view = [p for p in strokes.pieces if not _cut_off(p.box, gray.shape)]
         groups = segment.group_digits(in_view, self.min_height, max_height)
-        kept = self._crops(ink.contrast, strokes.binary, groups)
+        kept = self._crops(inked.contrast, strokes.binary, groups)
         if not kept:
-            return Candidates([], empty.crops, [], ink.light_ink)
+            return Candidates([], empty.crops, [], inked.light_ink)
         order = segment.reading_order([box for box, _ in kept])
         boxes = [_to_frame(kept[i][0], scale) for i, _ in order]
         stack = np.stack([kept[i][1] for i, _ in order])
-        return Candidates(boxes, stack, [line for _, line in order], ink.light_ink)
+        return Candidates(boxes, stack, [line for _, line in order], inked.light_ink)
 
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
@@ -240,7 +200,7 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     """A 28x28 frame is an MNIST-style crop already: taken as it is (white ink on black,
     inverted when it is dark ink on light), not normalised a second time, which would
     only blur it. A crop without ink gives no candidate."""
-    light = segment.ink_map(gray).light_ink
+    light = ink.ink_map(gray).light_ink
     crop = (gray if light else 255 - gray).astype(np.float32) / 255.0
     if crop.max() < crops.MIN_PEAK / 255.0:
         return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)

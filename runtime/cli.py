@@ -1,5 +1,5 @@
-"""``digitvae``: the one console script. Runtime sub-commands live here; ``train`` and
-``export`` register through the ``digitvae.commands`` entry-point group, so the runtime
+"""``digitvae``: the one console script. Runtime sub-commands live in :mod:`.commands`;
+``train``, ``export``, ``data`` and ``bench`` register through the ``digitvae.commands`` entry-point group, so the runtime
 never imports training code (or torch) unless one of them is asked for."""
 
 from __future__ import annotations
@@ -7,16 +7,11 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import entry_points
-from typing import Callable, NamedTuple, Sequence
+from typing import Sequence
 
+from .command import Command
 from .errors import DigitVAEError
 from .optional import MissingDependency
-
-
-class Command(NamedTuple):
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
 
 
 def _runtime_commands() -> dict[str, Command]:

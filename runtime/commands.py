@@ -1,5 +1,5 @@
-"""The runtime's sub-commands: ``data``, ``classify``, ``generate``, ``restyle``,
-``reconstruct`` (and ``demo``, ``bench`` from their own modules).
+"""The runtime's sub-commands: ``classify``, ``generate``, ``restyle``, ``reconstruct``
+(and ``demo`` from its own module; ``data`` and ``bench`` register from their packages).
 
 Commands that read or write image files need OpenCV (the ``[camera]`` extra); each
 unreadable file is reported on its own line and the rest are still processed.
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import bench, data_cli, demo, spec
-from .cli import Command
+from . import demo, spec
+from .command import Command
 from .errors import DigitVAEError
 from .pictures import tile, write_png
 
@@ -167,9 +167,7 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "data": data_cli.COMMAND,
     "demo": demo.COMMAND,
-    "bench": Command(help="measure speed, size, memory and accuracy; write BENCHMARKS.md", add_arguments=bench.add_arguments, run=bench.run),
     "classify": Command(help="read the digits in image files or folders", add_arguments=_add_classify, run=_run_classify),
     "generate": Command(help="draw a digit (or all ten) in random handwriting styles", add_arguments=_add_generate, run=_run_generate),
     "restyle": Command(help="re-draw the handwriting of a digit as every digit 0-9",

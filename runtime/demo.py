@@ -27,7 +27,7 @@ from typing import Any, Final
 import numpy as np
 
 from . import sources
-from .cli import Command
+from .command import Command
 from .errors import DigitVAEError
 from .optional import require
 from .sources import CameraUnavailable, FrameSource, report

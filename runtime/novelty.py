@@ -2,113 +2,31 @@
 
 The negative ELBO alone is not enough: a blank or near-blank crop is *easy* to reconstruct
 and scores lower than a real digit (about 35 nats against about 100), and simple shapes (a
-ruled line, a filled blot, a printed letter) score like digits too. Single bounds on the
-score, the classifier's confidence and the amount of ink (an earlier rule) let most of those
-through. So the decision is a joint one, the crop's *profile*:
+ruled line, a filled blot, a printed letter) score like digits too. So the rule makes three
+tests and three gates, each measured on real digits of the validation slice (never test
+digits, never non-digits); the shape measures they use are in :mod:`.shape`.
 
-* six numbers describe a crop (:func:`features`): log score, log classifier doubt, log ink,
-  log mean stroke width, the entropy of its edge orientations, and how much it looks like
-  itself turned a quarter;
-* a Gaussian fitted to real digits of the validation slice (never test digits, never
-  non-digits) gives each crop a squared Mahalanobis distance from the digits;
-* a crop is a digit when that distance is within the ``1 - SHAPE_TAIL`` quantile of the
-  validation digits' distances, widened by ``SHAPE_MARGIN``.
+1. *profile*: six numbers describe a crop (:func:`.shape.features`); a Gaussian fitted to
+   the digits gives each crop a squared Mahalanobis distance, which must be within the
+   ``1 - SHAPE_TAIL`` quantile of the digits', widened by ``SHAPE_MARGIN`` for the camera.
+   A blot has a bold digit's ink but strokes too wide; printed shapes have a few straight
+   edge orientations; plus signs look the same turned a quarter.
+2. *confidence*: the top class probability must reach what all but ``CONFIDENCE_TAIL`` of
+   the digits *read as the same digit* get (max-softmax, Hendrycks & Gimpel 2017, made
+   sharp by outlier exposure); one bound per digit, because hard 5s are read far less
+   surely than hard 4s.
+3. *joint*: Fisher's method on the two (``-ln p - ln p'``, p the share of digits at least
+   as odd): letters and symbols are often a little odd on both counts at once.
+4. gate *symmetry*: a crop read as d may not look more like itself turned half a turn than
+   all but ``SYMMETRY_TAIL`` of the digits read as d (crosses and stars read as a 4).
+5. gate *star*: a crop read as a 4 with spokes and a half-turn overlap both in the 4s'
+   tails is a thin star with unequal arms, which the symmetry gate misses.
+6. gate *dot*: a detached dot above or below the rest ("?", "!"), a fixed rule.
 
-The joint test catches what no single bound does: a blot has the ink of a bold digit but
-strokes far too wide and a score too low for that ink; noise and paper grain are one pixel
-wide; ruled lines and printed capitals have their edges in a few straight orientations
-where handwriting curves; plus signs, crosses and stars look the same turned a quarter,
-which no handwritten digit does (the roundest 0s come closest). Two features are one-sided,
-their low values counting as the validation median: a classifier *more* sure than usual is
-no sign of a non-digit, nor is a crop that looks unlike itself turned (a 1 does).
-
-The quarter-turn feature was added for the camera: bold plus and x signs near a page's
-digits were read as a 4 with probability 0.55 to 0.97 and passed the other five. With the
-camera reader's frame-edge rule, added at the same time, generated blank frames went from
-10.3 to 2.7 false digits per 100 (frame seed 1, kept for tuning:
-``python benchmarks/bench_camera.py --accuracy-only --seed 1 --frames 300 --blank 300``)
-and from 5.0 to 1.0 on the benchmark's frames, while the share of MNIST test digits
-rejected went from 0.51% to 0.53%.
-
-A second, simpler test sits beside it: the classifier must read the crop with at least
-the confidence that all but ``CONFIDENCE_TAIL`` of the validation digits *it reads as the
-same digit* get (the max-softmax baseline of Hendrycks & Gimpel, ICLR 2017, made sharp by
-outlier exposure). The Gaussian alone let through crosses and stars that the classifier
-reads as a "4" with probability 0.1 to 0.3: their other features look like a digit's, and
-real digits' doubt is so heavy-tailed that the Gaussian's spread along it is wide. One
-bound per digit, because the digits differ: the hardest validation 5s are read with
-probability 0.14, the hardest 4s with 0.54, and a single bound (0.30) set by the 5s let
-through crosses read as a 4 with 0.3 to 0.5 (on generated blank frames: 16.5 false digits
-per 100 frames with one bound, about a third of that with one per digit).
-
-A third test joins the two (:func:`tests`): Fisher's method for combining two tests, on
-the share of validation digits at least as odd on each (``-ln p - ln p'``). Printed letters
-and symbols tend to be a little odd on both counts at once, which neither bound alone
-catches and few digits are. With it (``python benchmarks/bench_isdigit.py``), the AUROC
-against letters went from 0.9876 to 0.9915, symbols 0.9794 to 0.9845, lines 0.9932 to
-0.9955, while the MNIST test digits rejected went from 0.53% to 0.55%. On generated camera
-frames (seed 1, 300 + 300 frames, and seed 2, 500 + 200) read-right fell by 0.07 points on
-both and false digits per 100 blank frames fell from 2.7 to 2.3 and from 2.0 to 1.0; on the
-benchmark's own frames (seed 0, ``digitvae bench``) from 98.07% to 98.03% and 1.0 to 0.5.
-``JOINT_TAIL`` was chosen on seed 1 between 0.002 and 0.004 (0.004: letters 0.9919, but
-read-right 0.19 points lower).
-
-A fourth test is a gate: a crop read as d must not look more like itself turned half a
-turn (about its centre of mass) than all but ``SYMMETRY_TAIL`` of the validation digits
-read as d, widened by ``SYMMETRY_MARGIN`` (:func:`half_turn`). Crosses, plus signs and stars
-are point-symmetric; so are 0s, 1s and 8s, whose bounds come out near 1 and never fire, but
-a handwritten 4 or 7 is not. The generated frames' own marks, a cross or a star drawn with
-the digits' pen, were the false digits left on blank frames: read as a 4 with probability
-0.6 to 0.97, they passed the other three tests (the quarter-turn feature misses stars and
-crosses whose arms are not square). With the gate, false digits on generated blank frames
-(``python benchmarks/bench_camera.py --accuracy-only --seed S``, seeds 3 to 7, 1,400
-frames) went from 23 to 11, seed 3 from 2.5 to 0.5 per 100; the digits read right fell by
-0 to 0.12 points (seeds 0 to 3) and the MNIST test digits rejected rose from 0.55% to 0.60%
-(``python benchmarks/bench_isdigit.py``; AUROCs moved by 0.0002 at most: letters and
-symbols up, lines down). The gate does not rank: below its bound the half-turn overlap says
-little (digits spread widely on it).
-
-A fifth test is a gate too, for the stars and crosses the fourth misses. Drawn with thin
-strokes and unequal arms, a star's centre of mass is off its hub, and turned about it the
-star covers itself only in part (0.15 to 0.8). What it still is: strokes that run like
-spokes from its centre (:func:`spokes`). A crop read as a 4 is a star when it has more
-spokes than all but ``STAR_SPOKES_TAIL`` of the validation digits read as a 4 *and* looks
-more like itself turned half a turn than all but ``STAR_HALF_TURN_TAIL`` of them. A 4 may
-have long straight strokes through its centre, or look a little like itself turned, but
-seldom both. Generated blank frames (seeds 0 to 51, 10,400 frames, 200 a seed) had 111
-false digits, 53 of them read as a 4, most of those stars and crosses; the gate rejects 37
-(seeds 0 to 35: 67 -> 38), no validation or test digit and none of the 9,631 real digits
-the reader found and accepted on camera frames of seeds 0 to 5. The tails were chosen on
-seeds 0 to 35, among 0.001 to 0.005 for the spokes and 0.1 to 0.3 for the half turn (one
-tail of 0.01 for both caught 20 of the 67). Seeds 36 to 51 were fresh: 44 -> 36.
-
-A sixth test, a gate too, is for punctuation. A printed "?" or "!" is read as a 7, a 3 or a
-1 with a confidence and a profile that digits have: before it, 89% of "?" and 71% of "!"
-passed (1,000 of each, ``--glyphs '?' --glyphs '!'``); with it, 13% and 0.4%. What they
-have and handwritten digits do not is a dot, a small mark above or below the rest, cut off
-from it by empty rows (:func:`detached_dot`, a fixed rule: ``DOT_*``).
-Digits are one piece, or come apart in large pieces (a "5"'s bar): 7 of the 10,000
-validation digits have such a dot. With the gate (``python benchmarks/bench_isdigit.py``),
-the AUROC against symbols went from 0.9843 to 0.9947 (seed 1's non-digits: 0.9944), the
-MNIST test digits rejected from 0.61% to 0.77% (digits whose faint stroke breaks into a
-short piece), letters 0.9916 -> 0.9912 and lines 0.9955 -> 0.9953. The gate was designed
-after looking at which symbols passed, so it was checked on characters the benchmark never
-draws, with its renderer (``--glyphs``): "i", "j" and ";" 0.9872 -> 0.9966 (accepted 44% ->
-0%); lowercase letters without dots 0.9835 -> 0.9829 and other punctuation 0.9706 -> 0.9700
-(those the gate cannot see pay for the digits it rejects). The camera reader does not apply
-it (see ``camera.GATES``).
-
-``oddness`` is the largest of the first three tests' values over their thresholds, raised to
-the gates' where a gate fails (<= 1 means "a digit"), so a single number decides and the
-same number ranks crops for an ROC curve.
-
-The margin is there for the camera: its crops are not rendered exactly as MNIST's (ink
-texture, stroke widths). On generated camera frames of *validation* digits an unwidened
-threshold rejected about 2.7% of the real digits found, the widened one about 1% (while
-still rejecting about 70% of the frames' non-digit marks, against about 35% for the earlier
-rule). A sixth feature, the share of grey ink pixels, separated non-digits slightly better
-on MNIST-normalised crops but was left out for the same reason: camera crops of real digits
-sit 1.2 standard deviations off MNIST's on it.
+``oddness`` is the largest of the three tests' values over their thresholds, raised to the
+gates' where a gate fails (<= 1 means "a digit"), so a single number decides and ranks
+crops for an ROC curve. How each test was chosen, and what it bought: BENCHMARKS.md and
+the git log.
 """
 
 from __future__ import annotations
@@ -119,6 +37,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from .shape import DOT_LEVEL, DOT_MAX_COLUMNS, DOT_MAX_ROWS, DOT_SHARE, FEATURES, detached_dot, features, half_turn, spokes
 from .spec import NUM_CLASSES
 
 #: The profile test's threshold: the (1 - SHAPE_TAIL) quantile of the validation digits'
@@ -144,22 +63,8 @@ SYMMETRY_MARGIN = 1.03
 STAR_SPOKES_TAIL = 0.002
 STAR_HALF_TURN_TAIL = 0.1
 #: The digits the star gate bounds (the others get ``max_spokes`` 1, which no crop passes):
-#: stars and crosses are read as a 4. The gate bounded every digit at first: all 37 false
-#: digits it caught on blank frames of seeds 0 to 51 were read as a 4, while on frames with
-#: digits (seeds 0, 8, 9 and 15, 2,000 frames) it cost 7 real 0s, 5s, 7s and 9s, and no 4.
+#: stars and crosses are read as a 4, and real 0s, 5s, 7s and 9s can have spokes.
 STAR_DIGITS: Final = (4,)
-#: Pixels this close to the centre of mass do not count in :func:`spokes`: at the hub every
-#: direction is a radius.
-HUB_RADIUS: Final = 3.0
-#: What :func:`detached_dot` calls a dot: the crop's top or bottom band of ink rows, cut off
-#: from the rest by empty rows, holding more than DOT_SHARE[0] and less than DOT_SHARE[1] of
-#: the ink (a mark, not a speck of anti-aliasing, and smaller than the body) and at most
-#: DOT_MAX_ROWS x DOT_MAX_COLUMNS pixels of the 20x20 box a crop's ink fills. Ink is what
-#: reaches DOT_LEVEL of the crop's brightest pixel.
-DOT_LEVEL: Final = 0.5
-DOT_SHARE: Final = (0.05, 0.45)
-DOT_MAX_ROWS: Final = 6
-DOT_MAX_COLUMNS: Final = 7
 #: The gates (see :func:`combine`), in the order they apply; the camera reader leaves out
 #: "dot" (see ``camera.GATES``).
 GATES: Final = ("symmetry", "star", "dot")
@@ -170,14 +75,10 @@ SURVIVAL_LEVELS: Final = tuple(float(v) for v in np.logspace(0, -4, 33))
 #: of all digits (a quantile of a handful is noise; only a barely trained model gets here).
 MIN_PER_CLASS = 200
 
-#: The profile's features, in order (see :func:`features`).
-FEATURES: Final = ("log_score", "log_doubt", "log_ink", "log_width", "edge_entropy", "quarter_turn")
 #: Features where only one side is odd, so that values below the validation median count as
 #: the median: a classifier *more* sure than usual is no sign of a non-digit, nor is a crop
 #: *less* like itself turned a quarter.
 ONE_SIDED: Final = frozenset({"log_doubt", "quarter_turn"})
-_EPS = 1e-6
-_ORIENTATION_BINS = 16
 
 METHOD = (
     "from the validation slice (the last 10,000 training images, never the test set, never "
@@ -280,143 +181,6 @@ class Thresholds:
         centred = x - np.asarray(self.mean)
         solved = np.linalg.solve(np.asarray(self.covariance), centred.T).T
         return np.einsum("ij,ij->i", centred, solved)
-
-
-def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """The profile of each crop: (N,) score, (N, 10) probabilities and (N, 28, 28) or
-    (N, 1, 28, 28) images in [0, 1] -> float64 (N, 6), columns as in :data:`FEATURES`:
-
-    ``log_score``     log of the negative ELBO (nats)
-    ``log_doubt``     log of 1 - the top class probability
-    ``log_ink``       log of the mean pixel
-    ``log_width``     log of the mean stroke width in pixels, 2 * ink / total variation
-                      (a bar w pixels wide gives w)
-    ``edge_entropy``  entropy (nats) of the edge orientations, a 16-bin histogram of the
-                      gradient's orientation weighted by its magnitude: low for shapes made of
-                      a few straight edges, high for curves
-    ``quarter_turn``  the crop's overlap with itself turned 90 degrees about the centre (where
-                      MNIST puts the centre of mass), over its overlap with itself: 1 for a
-                      plus sign or an x, about 0.3 for a typical digit
-    """
-    # Pixel work in float32 (the camera path runs this on every crop); sums in float64.
-    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
-    n = len(x)
-    total = x.reshape(n, -1).sum(axis=1, dtype=np.float64)
-    variation = (np.abs(np.diff(x, axis=1)).sum(axis=(1, 2), dtype=np.float64)
-                 + np.abs(np.diff(x, axis=2)).sum(axis=(1, 2), dtype=np.float64))
-    gy, gx = np.gradient(x, axis=(1, 2))
-    magnitude = np.hypot(gx, gy).reshape(n, -1)
-    # Orientations only where there is an edge (most of a crop is flat black, and arctan2
-    # is the costliest step); flat pixels would add weight 0 anyway.
-    image, pixel = np.nonzero(magnitude)
-    angle = np.arctan2(gy.reshape(n, -1)[image, pixel], gx.reshape(n, -1)[image, pixel]) % np.pi
-    bins = np.minimum((angle * (_ORIENTATION_BINS / np.pi)).astype(np.int64), _ORIENTATION_BINS - 1)
-    # One weighted bincount over (image, bin) pairs: the per-image histograms at once.
-    histogram = np.bincount(image * _ORIENTATION_BINS + bins, weights=magnitude[image, pixel],
-                            minlength=n * _ORIENTATION_BINS).reshape(n, _ORIENTATION_BINS)
-    share = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1e-12)
-    entropy = -(share * np.log(np.maximum(share, 1e-12))).sum(axis=1)
-    turned = np.rot90(x, 1, axes=(1, 2))
-    overlap = (x * turned).sum(axis=(1, 2), dtype=np.float64)
-    quarter_turn = overlap / np.maximum((x * x).sum(axis=(1, 2), dtype=np.float64), 1e-12)
-    return np.stack([
-        np.log(np.maximum(np.asarray(score, np.float64), _EPS)),
-        np.log(np.maximum(1.0 - np.asarray(probabilities, np.float64).max(axis=1), _EPS)),
-        np.log(np.maximum(total / (x.shape[1] * x.shape[2]), _EPS)),
-        np.log(np.maximum(2.0 * total / np.maximum(variation, 1e-3), _EPS)),
-        entropy,
-        quarter_turn,
-    ], axis=1)
-
-
-def half_turn(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) or (N, 1, 28, 28) images in [0, 1] -> (N,) float64: each crop's overlap
-    with itself turned half a turn about its own centre of mass (bilinear), over its overlap
-    with itself. 1 for a plus sign, an x, a star or a bar; a 0, 1 or 8 comes close, but a
-    handwritten 2, 3, 4, 6, 7 or 9 seldom passes 0.8."""
-    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
-    n, rows, cols = x.shape
-    r, c = np.arange(rows), np.arange(cols)
-    centre_y, centre_x = _centre_of_mass(x)
-    # The turned crop at (i, j) is the crop at (2 cy - i, 2 cx - j), read between pixels:
-    # bilinear reading is separable, so it is two matrix products with tent weights
-    # max(0, 1 - |source - k|) for pixel k (a source outside the crop reads paper).
-    rows_from = _tent(2 * centre_y[:, None] - r, rows)  # (N, rows, rows)
-    cols_from = _tent(2 * centre_x[:, None] - c, cols)  # (N, cols, cols)
-    turned = rows_from @ x @ cols_from.transpose(0, 2, 1)
-    return (x * turned).sum(axis=(1, 2), dtype=np.float64) / np.maximum((x * x).sum(axis=(1, 2), dtype=np.float64), 1e-12)
-
-
-def spokes(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) or (N, 1, 28, 28) images in [0, 1] -> (N,) float64 in [0, 1]: how much
-    the strokes run like spokes from the crop's centre of mass. The share of the edges'
-    squared gradient that lies *across* the line to the centre (a stroke along that line has
-    its gradient across it), over the pixels beyond ``HUB_RADIUS``. About 0.8 for a star, 1
-    for a bar through the centre (a 1), about 0.5 for a typical 4, 0 for a ring."""
-    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
-    n, rows, cols = x.shape
-    centre_y, centre_x = _centre_of_mass(x)
-    dy = (np.arange(rows)[None, :] - centre_y[:, None]).astype(np.float32)
-    dx = (np.arange(cols)[None, :] - centre_x[:, None]).astype(np.float32)
-    distance = np.hypot(dy[:, :, None], dx[:, None, :])
-    gy, gx = np.gradient(x, axis=(1, 2))
-    along = (gy * dy[:, :, None] + gx * dx[:, None, :]) / np.maximum(distance, 1e-6)  # the gradient along the radius
-    beyond = distance > HUB_RADIUS
-    energy = ((gx * gx + gy * gy) * beyond).sum(axis=(1, 2), dtype=np.float64)
-    radial = ((along * along) * beyond).sum(axis=(1, 2), dtype=np.float64)
-    return np.where(energy > 0, 1.0 - radial / np.maximum(energy, 1e-12), 0.0)
-
-
-def detached_dot(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) or (N, 1, 28, 28) images in [0, 1] -> (N,) float64: how many empty rows
-    part the crop's body from a dot above or below it (the larger, where both), 0 where it
-    has none. A dot is the top or bottom band of ink rows, cut off by empty rows, with more
-    than ``DOT_SHARE[0]`` and less than ``DOT_SHARE[1]`` of the ink, at most
-    ``DOT_MAX_ROWS`` tall and ``DOT_MAX_COLUMNS`` wide: the dot of a "?", "!", "i", "j" or
-    ";". Handwritten digits are one piece, or come apart in large pieces (a "5"'s bar)."""
-    x = images.reshape(len(images), images.shape[-2], images.shape[-1]).astype(np.float32)
-    peak = x.reshape(len(x), -1).max(axis=1)
-    ink = x > DOT_LEVEL * np.maximum(peak, _EPS)[:, None, None]
-    mass = np.where(ink, x, 0.0).sum(axis=2, dtype=np.float64)  # (N, rows)
-    total = np.maximum(mass.sum(axis=1), 1e-12)
-    top = _band_dot(ink, mass / total[:, None])
-    bottom = _band_dot(ink[:, ::-1], mass[:, ::-1] / total[:, None])  # rows flipped: the bottom band on top
-    return np.maximum(top, bottom)
-
-
-def _band_dot(ink: np.ndarray, share: np.ndarray) -> np.ndarray:
-    """:func:`detached_dot` for the top band: ink bool (N, rows, cols), each row's share of
-    the ink (N, rows) -> (N,) the empty rows under the band where it is a dot, else 0."""
-    _, rows, cols = ink.shape
-    r = np.arange(rows)
-    inked = ink.any(axis=2)
-    first = inked.argmax(axis=1)  # the band's first row
-    after = ~inked & (r > first[:, None])
-    end = np.where(after.any(axis=1), after.argmax(axis=1), rows)  # the first empty row under it
-    below = inked & (r > end[:, None])
-    resume = np.where(below.any(axis=1), below.argmax(axis=1), end)  # the next row with ink
-    band = (r >= first[:, None]) & (r < end[:, None])
-    columns = (ink & band[:, :, None]).any(axis=1)
-    width = cols - columns[:, ::-1].argmax(axis=1) - columns.argmax(axis=1)
-    part = (share * band).sum(axis=1)
-    dot = ((resume > end) & (part > DOT_SHARE[0]) & (part < DOT_SHARE[1])
-           & (end - first <= DOT_MAX_ROWS) & (width <= DOT_MAX_COLUMNS))
-    return np.where(dot, resume - end, 0).astype(np.float64)
-
-
-def _centre_of_mass(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 crops (N, rows, cols) -> each one's centre of mass, float64 (N,) row and
-    column (0 for a crop without ink)."""
-    mass = np.maximum(x.sum(axis=(1, 2), dtype=np.float64), 1e-12)
-    return ((x.sum(axis=2) * np.arange(x.shape[1])).sum(axis=1) / mass,
-            (x.sum(axis=1) * np.arange(x.shape[2])).sum(axis=1) / mass)
-
-
-def _tent(source: np.ndarray, size: int) -> np.ndarray:
-    """(N, M) positions to read -> (N, M, size) float32 bilinear weights of each pixel."""
-    weights = np.abs(source.astype(np.float32)[:, :, None] - np.arange(size, dtype=np.float32))
-    np.subtract(1.0, weights, out=weights)
-    return np.maximum(weights, 0.0, out=weights)
 
 
 def tests(t: Thresholds, score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,

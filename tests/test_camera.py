@@ -14,8 +14,8 @@ cv2 = pytest.importorskip("cv2")
 
 from digitvae.runtime import camera, novelty, spec  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
-from digitvae.runtime.evaluate import evaluate_reader  # noqa: E402
-from digitvae.runtime.frames import FrameGenerator  # noqa: E402
+from digitvae.bench.evaluate import evaluate_reader  # noqa: E402
+from digitvae.data.frames import FrameGenerator  # noqa: E402
 
 # Floors on a small seeded set (40 frames, ~240 digits): the reader's own part (finding
 # the digits) is held near the 98%; reading them right also depends on the model's

@@ -21,7 +21,7 @@ cv2 = pytest.importorskip("cv2")
 from digitvae.runtime import demo, demo_view, sources, spec  # noqa: E402
 from digitvae.runtime.cli import build_parser  # noqa: E402
 from digitvae.runtime.errors import DigitVAEError  # noqa: E402
-from digitvae.runtime.frames import FrameGenerator  # noqa: E402
+from digitvae.data.frames import FrameGenerator  # noqa: E402
 
 
 class FakeVAE:

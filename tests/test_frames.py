@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from digitvae.runtime.evaluate import evaluate_reader, match_boxes  # noqa: E402
-from digitvae.runtime.frames import DIGIT_HEIGHT, FRAME_SIZE, FrameGenerator, sample_clip  # noqa: E402
+from digitvae.bench.evaluate import evaluate_reader, match_boxes  # noqa: E402
+from digitvae.data.frames import DIGIT_HEIGHT, FRAME_SIZE, FrameGenerator, sample_clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of digitvae.runtime.mnist: the IDX reader, the restricted unpickler, the wheel
+"""Tests of digitvae.data.mnist: the IDX reader, the restricted unpickler, the wheel
 reader, the cache and its tamper checks, and the offline error.
 
 Nothing here touches the network or the real cache: pip is replaced, XDG_CACHE_HOME points
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from digitvae.runtime import data_cli, mnist
-from digitvae.runtime.mnist import Mnist, MnistError, load_mnist, read_idx
+from digitvae.data import cli as data_cli, mnist
+from digitvae.data.mnist import Mnist, MnistError, load_mnist, read_idx
 
 N_TRAIN, N_TEST, N_VALIDATION = 12, 4, 3
 
@@ -599,6 +599,6 @@ def test_data_errors_are_digitvae_errors() -> None:
 
 
 def test_runtime_data_module_imports_no_torch() -> None:
-    code = "import sys, digitvae.runtime.mnist, digitvae.runtime.data_cli; print(sorted({'torch', 'cv2'} & set(sys.modules)))"
+    code = "import sys, digitvae.data.mnist, digitvae.data.cli; print(sorted({'torch', 'cv2'} & set(sys.modules)))"
     out = subprocess.check_output([sys.executable, "-c", code], text=True)
     assert out.strip() == "[]"

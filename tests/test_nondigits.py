@@ -1,4 +1,4 @@
-"""Tests of digitvae.runtime.nondigits (the non-digit generator) and of the is-digit rule in
+"""Tests of digitvae.data.nondigits (the non-digit generator) and of the is-digit rule in
 digitvae.runtime.novelty. Fast: small batches; the model checks use the artifacts that
 ``DigitVAE.load()`` finds (``$DIGITVAE_ARTIFACTS`` or the shipped ones) and skip without."""
 
@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("cv2")
 
 from digitvae.runtime import novelty  # noqa: E402
-from digitvae.runtime.nondigits import KINDS, glyphs, ink_patch, mnist_normalise, nondigits  # noqa: E402
+from digitvae.data.nondigits import KINDS, glyphs, ink_patch, mnist_normalise, nondigits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_normalisation_is_mnists():
 
 
 def test_importing_the_generator_does_not_import_opencv():
-    code = "import sys, digitvae.runtime.nondigits; assert 'cv2' not in sys.modules"
+    code = "import sys, digitvae.data.nondigits; assert 'cv2' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

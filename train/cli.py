@@ -9,7 +9,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from digitvae.runtime.cli import Command
+from digitvae.runtime.command import Command
 from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.optional import require
 
@@ -51,7 +51,7 @@ def check_writable(folder: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     require("torch", "digitvae train")
     require("tqdm", "digitvae train")
-    from digitvae.runtime.mnist import load_mnist
+    from digitvae.data.mnist import load_mnist
 
     from .config import TrainConfig
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate_checkpoint(path: str, data_dir: str | None, limit: int | None, as_json: bool) -> int:
-    from digitvae.runtime.mnist import load_mnist
+    from digitvae.data.mnist import load_mnist
 
     from . import checkpoint
     from .train import as_tensors, evaluate

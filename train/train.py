@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .model import DigitVAE, Judge, ModelArgs, one_hot
 
 if TYPE_CHECKING:
-    from digitvae.runtime.mnist import Mnist
+    from digitvae.data.mnist import Mnist
 
 METRICS_FILE = "metrics.jsonl"
 RESUME_FILE = "resume.pt"

@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import ships_int8
-from .camera import DigitReader
+from digitvae.runtime.artifacts import ships_int8
+from digitvae.runtime.camera import DigitReader
 from .evaluate import evaluate_reader
-from .frames import FrameGenerator
-from .model import DigitVAE
-from .nondigits import KINDS, nondigits
-from .novelty import auroc
-from .optional import require
+from digitvae.data.frames import FrameGenerator
+from digitvae.runtime.model import DigitVAE
+from digitvae.data.nondigits import KINDS, nondigits
+from digitvae.runtime.novelty import auroc
+from digitvae.runtime.optional import require
 
 DIGIT_COUNTS = (1, 5, 10)
 

@@ -1,7 +1,7 @@
-"""``digitvae data``: fetch and verify real MNIST (see :mod:`digitvae.runtime.mnist`).
+"""``digitvae data``: fetch and verify real MNIST (see :mod:`digitvae.data.mnist`).
 
-:data:`COMMAND` plugs into the runtime's command line (``digitvae.runtime.cli.Command``);
-``python -m digitvae.runtime.data_cli`` runs it on its own. Numpy and the standard
+:data:`COMMAND` plugs into the runtime's command line (``digitvae.runtime.command.Command``);
+``python -m digitvae.data.cli`` runs it on its own. Numpy and the standard
 library only, like the data module.
 """
 
@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from digitvae.runtime import mnist
-from digitvae.runtime.cli import Command
+from digitvae.data import mnist
+from digitvae.runtime.command import Command
 from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.spec import PRODUCT
 
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the action chosen in ``args``; return the exit status.
 
-    A :class:`~digitvae.runtime.mnist.MnistError` propagates: the command line prints it
+    A :class:`~digitvae.data.mnist.MnistError` propagates: the command line prints it
     as one line.
     """
     if args.action == "fetch":

@@ -1,6 +1,6 @@
 """Paper, board, light and camera effects for the synthetic camera frames (OpenCV).
 
-The building blocks of :mod:`digitvae.runtime.frames`: every function takes a numpy
+The building blocks of :mod:`digitvae.data.frames`: every function takes a numpy
 ``Generator`` so that a frame is a pure function of its seed. Images here are float32
 BGR ``(H, W, 3)`` in [0, 255] until :func:`to_camera_bytes` quantises them.
 """
@@ -12,7 +12,7 @@ from typing import Final
 
 import numpy as np
 
-from .optional import require
+from digitvae.runtime.optional import require
 
 cv2 = require("cv2", "rendering synthetic camera frames")
 

@@ -1,7 +1,7 @@
 """How well a reader reads generated camera frames: the issue's accuracy table.
 
 ``evaluate_reader(reader, n_frames, seed)`` draws frames with known digits from
-:class:`~digitvae.runtime.frames.FrameGenerator`, matches each detection to the true
+:class:`~digitvae.data.frames.FrameGenerator`, matches each detection to the true
 digit boxes, and counts:
 
 * digit accuracy: true digits found, accepted as digits and read as the right digit;
@@ -19,8 +19,8 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from .frames import Frame, FrameGenerator
-from .segment import Box
+from digitvae.data.frames import Frame, FrameGenerator
+from digitvae.runtime.segment import Box
 
 MIN_IOU: Final = 0.3  # a detection matches a truth box it overlaps this much (or whose
 # centre it contains while the truth contains its centre: a digit read with a stray stroke)

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import paper
 from .paper import Box, Surface
-from .spec import IMAGE_SIZE
+from digitvae.runtime.spec import IMAGE_SIZE
 
 cv2 = paper.cv2
 
@@ -86,7 +86,7 @@ class FrameGenerator:
     @classmethod
     def from_mnist(cls, seed: int = 0, size: tuple[int, int] = FRAME_SIZE) -> FrameGenerator:
         """A generator over the real MNIST test set (loaded or fetched by
-        :func:`digitvae.runtime.mnist.load_mnist`)."""
+        :func:`digitvae.data.mnist.load_mnist`)."""
         from .mnist import load_mnist
 
         data = load_mnist(quiet=True)

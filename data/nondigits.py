@@ -36,8 +36,8 @@ from typing import Any, Callable, Final
 
 import numpy as np
 
-from . import spec
-from .optional import require
+from digitvae.runtime import spec
+from digitvae.runtime.optional import require
 
 KINDS: Final = ("noise", "blank", "near_blank", "lines", "blobs", "letters", "symbols", "paper")
 
@@ -69,7 +69,7 @@ def mnist_normalise(ink: np.ndarray) -> np.ndarray:
     cores are 1; a drawn patch has no frame, so its peak is taken as the core. For the
     solid shapes drawn here the two agree.)
     """
-    from . import crops  # the camera's normaliser (OpenCV)
+    from digitvae.runtime import crops  # the camera's normaliser (OpenCV)
 
     patch = np.asarray(ink, dtype=np.float32)
     if patch.ndim != 2 or patch.size == 0:

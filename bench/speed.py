@@ -20,8 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import spec
-from .model import DigitVAE
+from digitvae.runtime import spec
+from digitvae.runtime.command import Command
+from digitvae.runtime.errors import DigitVAEError
+from digitvae.runtime.model import DigitVAE
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def _has_int8(vae: DigitVAE) -> bool:
 
 def _camera_figures(folder: Path | None, plan: Plan, test_images: np.ndarray) -> dict[str, Any]:
     try:
-        from .camerabench import camera_figures
+        from .camera import camera_figures
     except ImportError as exc:  # OpenCV missing: the report says so instead of failing
         return {"camera": {"skipped": str(exc)}}
     return {"camera": camera_figures(folder, plan.frames, test_images, plan.per_kind)}
@@ -280,7 +282,7 @@ def _camera_lines(results: dict[str, Any]) -> list[str]:
     camera = results.get("camera", {})
     if "skipped" in camera or not camera:
         return ["## Camera path", "", f"Not measured: {camera.get('skipped', 'no figures')}.", ""]
-    from .camerabench import markdown_lines
+    from .camera import markdown_lines
 
     return markdown_lines(camera)
 
@@ -291,10 +293,21 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--output", default="BENCHMARKS.md", help="Markdown report to write")
     parser.add_argument("--json", default=None, help="also write every figure as JSON here")
     parser.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default: $DIGITVAE_DATA, else the cache)")
+    parser.add_argument("--real", default=None, metavar="DIR",
+                        help="instead: read the real photos in DIR (laid out like ../shared/realdata) and print their table")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="graphs for --real")
+    parser.add_argument("--dump-crops", default=None, metavar="OUT",
+                        help="with --real: write the reader's crops of the train-split sudoku cells to OUT/<digit>/")
 
 
 def run(args: Any) -> int:
-    from .mnist import load_mnist
+    if getattr(args, "real", None):
+        from .real import run as run_real  # the real-photo benchmark, not the speed one
+
+        return run_real(args)
+    if getattr(args, "dump_crops", None):
+        raise DigitVAEError("--dump-crops needs --real DIR (the crops come from the real sudoku photos)")
+    from digitvae.data.mnist import load_mnist
 
     plan = Plan.quick() if args.quick else Plan()
     results = measure(Path(args.artifacts) if args.artifacts else None, plan, load_mnist(args.data_dir))
@@ -303,3 +316,6 @@ def run(args: Any) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.output}")
     return 0
+
+
+COMMAND = Command(help="measure speed, size, memory and accuracy; write BENCHMARKS.md", add_arguments=add_arguments, run=run)
