@@ -18,6 +18,7 @@ picked detection), the share that ``is_digit`` accepts.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -216,6 +217,10 @@ def _pct(x: float) -> str:
 
 def markdown_lines(results: dict[str, Any], precision: str) -> list[str]:
     lines: list[str] = []
+    m = results.get("machine")
+    if m:
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, read on one thread; onnxruntime {m['versions']['onnxruntime']}, "
+                  f"opencv-python {m['versions']['opencv-python']}. Code: {results['code']}. Folder: {results['folder']}.", ""]
     if results["photos"]:
         lines += [f"Photos, {precision} graphs:", "",
                   "| source | photos | digits | read | 1 - edits/digits | recall | precision | photos exact "
@@ -243,6 +248,22 @@ def markdown_lines(results: dict[str, Any], precision: str) -> list[str]:
     return lines
 
 
+def code_version() -> str:
+    """The commit the reader was run from, and whether runtime/ or artifacts/ differ from it
+    (figures of uncommitted code say so); 'unknown' outside a git checkout."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "runtime", "artifacts"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" with uncommitted changes in runtime/ or artifacts/" if changed else "")
+
+
 def _check_targets(args: Any) -> None:
     """Refuse unusable output paths before the long part, so that a bad run writes nothing."""
     if args.json and not Path(args.json).resolve().parent.is_dir():
@@ -266,13 +287,13 @@ def run(args: Any) -> int:
     require("cv2", "reading real photos").setNumThreads(1)
     vae = DigitVAE.load(args.artifacts, precision=args.precision, threads=1)
     results, crops = measure(DigitReader(vae), data, keep_crops=bool(args.dump_crops))
-    results.update({"precision": args.precision, "folder": str(data.folder), "machine": machine(),
+    results.update({"precision": args.precision, "folder": str(data.folder), "machine": machine(), "code": code_version(),
                     "scattered_sources": sorted(SCATTERED), "splits": realdata.SPLITS, "cell_size": realdata.CELL_SIZE})
     print("\n".join(markdown_lines(results, args.precision)))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.json}")
+    if args.json:  # the per-photo and per-cell reads are there too
+        Path(args.json).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.json}", file=sys.stderr)
     if args.dump_crops:
         write_crops(Path(args.dump_crops), crops)
-        print(f"wrote {len(crops)} train-split crops to {args.dump_crops}")
+        print(f"wrote {len(crops)} train-split crops to {args.dump_crops}", file=sys.stderr)
     return 0
