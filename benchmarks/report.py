@@ -6,6 +6,8 @@ Produce the results first (each command writes one file), then run this:
     python benchmarks/compare_torch.py --json benchmarks/results/torch.json > benchmarks/results/torch.md
     python benchmarks/soak.py --reads 100000 --json benchmarks/results/soak.json
     DIGITVAE_FUZZ_EXAMPLES=10000 pytest tests/test_properties.py > benchmarks/results/fuzz_10000.txt
+    digitvae bench --real ../shared/realdata --precision fp32 > benchmarks/results/real_fp32.md
+    digitvae bench --real ../shared/realdata --precision int8 > benchmarks/results/real_int8.md
     python benchmarks/report.py
 """
 
@@ -43,6 +45,27 @@ def wheel_size() -> str:
                        check=True, capture_output=True)
         wheel = next(Path(out).glob("*.whl"))
         return f"Wheel: {wheel.name}, {wheel.stat().st_size / 1e6:.2f} MB (graphs fp32 + int8, manifest, golden fixtures; no checkpoint)."
+
+
+REAL_NOTE = (
+    "The development set of real photos in `../shared/realdata` (its SOURCES.md; the photos are not in the repository). "
+    "Photos: the digits `is_digit` accepts, in reading order with lines joined, against the label: 1 - Levenshtein "
+    "edits / digits (summed over photos), recall and precision from the edit alignment, and the share of photos read "
+    "exactly; `pcrdoo` (scattered digits) is scored as a multiset. Sudoku: each labelled cell is cut from the grid "
+    "warped through its corners (64 px cells) and read as a frame, the detection nearest its centre standing for it; "
+    "train = puzzles 02_17 to 03_11, validation = 01_01 to 02_15 (fit and choose on train only). \"is_digit accepts "
+    "right digits\": of the detections with the right digit (photos: all detections, rejected ones too, aligned with "
+    "the label), the share accepted. Targets (issue 19): sudoku validation >= 98%; photos 1 - edits/digits >= 95% with "
+    "precision >= 97%; right digits accepted >= 98%. Timings: one thread, on a machine shared with other jobs.")
+
+
+def real_section() -> list[str]:
+    """The real-photo tables of ``digitvae bench --real``, fp32 then int8, where measured."""
+    found = [RESULTS / f"real_{p}.md" for p in ("fp32", "int8") if (RESULTS / f"real_{p}.md").exists()]
+    if not found:
+        return ["## Real photos", "", "Not measured in this report.", ""]
+    return (["## Real photos (`digitvae bench --real ../shared/realdata --precision fp32|int8`)", "", REAL_NOTE, ""]
+            + [line for path in found for line in path.read_text().rstrip("\n").splitlines() + [""]])
 
 
 def soak_section() -> list[str]:
@@ -107,7 +130,7 @@ def plots() -> list[str]:
 def main() -> None:
     runtime = (RESULTS / "runtime.md").read_text().rstrip("\n").splitlines()
     torch_md = (RESULTS / "torch.md").read_text().strip().splitlines() if (RESULTS / "torch.md").exists() else []
-    parts = runtime + ["", *torch_md, "", *training_section(), *soak_section(), *fuzz_section(),
+    parts = runtime + ["", *real_section(), *torch_md, "", *training_section(), *soak_section(), *fuzz_section(),
                        "## Sizes", "", wheel_size(), "", *plots()]
     note = ["", "Every figure above was measured by the commands in `benchmarks/report.py`'s docstring, on the machine named at "
             "the top; timings are medians after warm-up, comparisons measured side by side in one run. int8 \"GFLOP/s\" "
