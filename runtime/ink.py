@@ -27,7 +27,7 @@ cv2 = require("cv2", "finding digits in camera frames")
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
-CLOSING_SHARE: Final = 0.15  # paper kernel, share of the frame's shorter side: wider than
+CLOSING_SHARE: Final = 0.25  # paper kernel, share of the frame's shorter side: wider than
 # the strokes of the largest digit a frame can hold, narrower than a shadow's extent.
 SMALL_KERNEL: Final = 9  # that kernel in pixels of the reduced image the closing runs on
 MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 28x28 image
