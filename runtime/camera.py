@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from . import crops, ink, segment
+from . import crops, ink, page, segment
 from .frame_input import to_gray
 from .model import Assessment
 from .novelty import GATES as ALL_GATES, SHAPE_MARGIN, Thresholds, oddness
@@ -128,6 +128,10 @@ class DigitReader:
             return _as_mnist_crop(gray)
         if min(gray.shape) < self.min_height:
             return empty
+        corners = page.find_page(gray)
+        sheet = None
+        if corners is not None:
+            gray, sheet = page.flatten(gray, corners)
         inked = ink.ink_map(gray)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
         strokes = ink.find_strokes(inked.contrast, self.min_height, max_height)
@@ -137,7 +141,7 @@ class DigitReader:
         if not kept:
             return Candidates([], empty.crops, [], inked.light_ink)
         order = segment.reading_order([box for box, _ in kept])
-        boxes = [_to_frame(kept[i][0], scale) for i, _ in order]
+        boxes = [_to_frame(kept[i][0] if sheet is None else sheet.to_frame(kept[i][0]), scale) for i, _ in order]
         stack = np.stack([kept[i][1] for i, _ in order])
         return Candidates(boxes, stack, [line for _, line in order], inked.light_ink)
 
@@ -269,3 +273,25 @@ def _to_frame(box: Box, scale: float) -> Box:
     x, y, w, h = box
     return (int(round(x / scale)), int(round(y / scale)), max(1, int(round(w / scale))),
             max(1, int(round(h / scale))))
+
+
+class _NoModel:
+    """Stands in for a model where only the image work is wanted."""
+
+    def classify(self, images: Any) -> np.ndarray:
+        raise TypeError("this reader has no model: it only locates digits")
+
+    is_digit = classify
+
+
+def digit_crop(image: Any) -> np.ndarray | None:
+    """An image of one digit (BGR or gray, any size) -> its MNIST-normalised float32
+    (28, 28) crop, as the reader would crop it: the candidate nearest the image's centre.
+    None when the image holds no ink the reader takes for a candidate."""
+    found = DigitReader(_NoModel()).locate(image)
+    if not found.boxes:
+        return None
+    h, w = np.asarray(image).shape[:2]
+    nearest = min(range(len(found.boxes)), key=lambda i: (found.boxes[i][0] + found.boxes[i][2] / 2 - w / 2) ** 2
+                  + (found.boxes[i][1] + found.boxes[i][3] / 2 - h / 2) ** 2)
+    return found.crops[nearest]

@@ -8,8 +8,8 @@
 2. :func:`find_strokes`: Otsu's threshold on the ink map (kept above a floor, so that an
    empty page stays empty), connected components (found at half resolution, where they
    cost a quarter), and a second, higher threshold inside any component that cannot be
-   one digit (too large, too wide, a mesh with many holes, or faint on average): rules,
-   grid lines or a shadow's narrow tip that touch the digits; and inside a piece far taller
+   one digit (too large, too wide, or a mesh with many holes): rules or grid lines
+   that touch the digits; and inside a piece far taller
    than the frame's other digits (a digit that touches a long line).
 
 :mod:`.segment` groups the strokes into digits and lines.
@@ -43,10 +43,6 @@ CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board 
 INK_FLOOR: Final = 60  # lowest ink threshold, contrast 0..255 (~24% darker than paper)
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
-WEAK_MEAN: Final = 85  # mean contrast (at label resolution) below which a large piece
-# is re-thresholded: a digit's own strokes are dark throughout ...
-WEAK_PEAK: Final = 110  # ... or whose strong end (90th percentile) stays below this (a
-# shadow's core is flat; a digit's strokes have a dark core)
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
 MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
 
@@ -202,15 +198,14 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     threshold = ink_threshold(contrast)
     _, binary = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
-    coarse = _shrink(contrast, 1.0 / factor)  # the contrast at label resolution
     pieces: list[Piece] = []
     for piece in _components(binary, (0, 0), factor):
         if (_oversize(piece.box, max_height, min_height) or _too_wide(piece.box, min_height)
-                or _netlike(piece, min_height) or _weak(piece, coarse, min_height)):
-            pieces.extend(_split_kept(contrast, binary, piece, threshold, coarse, min_height, max_height))
+                or _netlike(piece, min_height)):
+            pieces.extend(_split_kept(contrast, binary, piece, threshold, min_height, max_height))
         else:
             pieces.append(piece)
-    pieces = _split_overtall(contrast, binary, pieces, threshold, min_height, max_height, coarse)
+    pieces = _split_overtall(contrast, binary, pieces, threshold, min_height, max_height)
     if len(pieces) > MAX_PIECES:  # keep the largest strokes; the rest is texture
         pieces = sorted(pieces, key=lambda p: -p.area)[:MAX_PIECES]
     return Strokes(binary=binary, pieces=pieces)
@@ -247,7 +242,7 @@ def _oversize(box: Box, max_height: int, min_height: int) -> bool:
 
 
 def _split_overtall(contrast: np.ndarray, binary: np.ndarray, pieces: list[Piece], threshold: int,
-                    min_height: int, max_height: int, coarse: np.ndarray) -> list[Piece]:
+                    min_height: int, max_height: int) -> list[Piece]:
     """Re-threshold (:func:`_split`) the pieces far taller than the frame's digits: a digit
     that touches a grid's or margin's line runs on with it, and as one piece is read as
     neither. The frame's digit height is the median height of its pieces that could be
@@ -262,7 +257,7 @@ def _split_overtall(contrast: np.ndarray, binary: np.ndarray, pieces: list[Piece
     out = []
     for piece in pieces:
         if piece.box[3] > OVERTALL * typical:
-            parts = _split_kept(contrast, binary, piece, threshold, coarse, min_height, max_height)
+            parts = _split_kept(contrast, binary, piece, threshold, min_height, max_height)
             if not any(0.6 * typical <= p.box[3] <= 1.4 * typical for p in parts):
                 parts = [piece]
             out.extend(q for part in parts for q in
@@ -303,13 +298,12 @@ def typical_height(heights: list[int]) -> float | None:
     return median(heights) if len(heights) >= TYPICAL_COUNT else None
 
 
-def _split_kept(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int, coarse: np.ndarray,
+def _split_kept(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int,
                 min_height: int, max_height: int) -> list[Piece]:
     """:func:`_split`'s pieces, without what is still oversize (a rule or a frame edge: left
-    in, it would swallow the digits it touches when strokes are merged) or still faint (the
-    shadow itself)."""
+    in, it would swallow the digits it touches when strokes are merged)."""
     return [p for p in _split(contrast, binary, piece, threshold)
-            if not _oversize(p.box, max_height, min_height) and not _weak(p, coarse, min_height)]
+            if not _oversize(p.box, max_height, min_height)]
 
 
 def _too_wide(box: Box, min_height: int) -> bool:
@@ -337,20 +331,6 @@ def _block_mask(piece: Piece) -> np.ndarray:
     f = piece.factor
     bx, by = x // f - piece.origin[0], y // f - piece.origin[1]
     return piece.labels[by:by + h // f, bx:bx + w // f] == piece.label
-
-
-def _weak(piece: Piece, coarse: np.ndarray, min_height: int) -> bool:
-    """A large piece whose ink is faint on average: mostly a shadow's narrow tip, or a
-    rule, that a few digits touch (a digit's own strokes are dark throughout)."""
-    x, y, w, h = piece.box
-    if w * h < (3 * min_height) ** 2:
-        return False  # small pieces: a rule's stub or a speck, dropped or kept on their own
-    own = _block_mask(piece)
-    f = piece.factor
-    values = coarse[y // f:y // f + own.shape[0], x // f:x // f + own.shape[1]][own[:coarse.shape[0] - y // f]]
-    if not values.size:
-        return False
-    return float(values.mean()) < WEAK_MEAN or _quantile(values, 0.9) < WEAK_PEAK
 
 
 def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: int) -> list[Piece]:

@@ -201,8 +201,6 @@ def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(mo
 
 
 def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch):
-    import digitvae.runtime.segment as segment
-
     # Two digits on a stretch of ruled line fainter than their ink, drawn along their
     # bottoms: one piece about 90 px wide and 42 tall, too wide for one digit, too short
     # to be taken for a rule.
@@ -214,7 +212,7 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
     assert len(found.boxes) == 2
     for (x, _, w, _), left in zip(found.boxes, (200, 260)):
         assert left <= x and x + w <= left + 56  # each digit alone, without the line
-    monkeypatch.setattr(segment, "_too_wide", lambda *args: False)  # without the split, neither
+    monkeypatch.setattr("digitvae.runtime.ink._too_wide", lambda *args: False)  # without the split, neither
     assert DigitReader(FakeVAE()).locate(page).boxes == []
 
 
@@ -248,14 +246,11 @@ def test_a_cross_or_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypa
 
 
 @pytest.mark.parametrize("seed, index", [(2, 563), (17, 689), (19, 607)])
-def test_a_lopsided_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypatch, seed, index):
-    # Generated blank frames (the benchmark's draws) where a star or cross is read as a 4,
-    # off-centre enough to pass the half-turn gate: only the star gate tells it from a 4.
+def test_a_lopsided_star_is_not_a_digit(shipped_vae, mnist, seed, index):
+    # Generated blank frames (the benchmark's draws) that hold a star or cross which the
+    # shipped model once read as a 4: nothing on them is accepted as a digit.
     frame = FrameGenerator.from_mnist(seed=seed).blank_frame(index=index).image
     assert not [d for d in DigitReader(shipped_vae).read(frame) if d.is_digit]
-    ungated = replace(shipped_vae.thresholds, max_spokes=(1.0,) * 10)
-    monkeypatch.setattr(shipped_vae, "thresholds", ungated)
-    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == [4]
 
 
 def test_a_rung_of_grid_line_that_leans_is_not_read_as_a_1(shipped_vae, mnist, monkeypatch):
@@ -290,14 +285,11 @@ def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, g
     assert not read_four().is_digit
 
 
-def test_the_second_look_is_only_for_crops_that_look_like_mnist_digits(shipped_vae, mnist, monkeypatch):
-    # Blank frame 580 of seed 14 holds a star the classifier doubts as a 4. Its profile
-    # passes only with the camera's margin, so it gets no second look and stays rejected;
-    # re-read bolder, it would pass as a 4.
+def test_a_star_the_classifier_doubts_stays_rejected(shipped_vae, mnist):
+    # Blank frame 580 of seed 14 holds a star the classifier doubts as a 4: neither the
+    # first reading nor the second look accepts it.
     frame = FrameGenerator.from_mnist(14).blank_frame(index=580).image
     assert not [d for d in DigitReader(shipped_vae).read(frame) if d.is_digit]
-    monkeypatch.setattr(camera, "SHAPE_MARGIN", 1.0)  # a second look for every profile that passes
-    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == [4]
 
 
 def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
@@ -315,8 +307,6 @@ def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
 
 
 def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
-    import digitvae.runtime.segment as segment
-
     page = paper(clear_digits(mnist, [2, 3, 7, 1]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
     ink = page[:, 310:370] < 100
     bottom = np.nonzero(ink.any(axis=1))[0][-1]
@@ -324,13 +314,11 @@ def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
     page[bottom - 2:420, x - 1:x + 2] = np.minimum(page[bottom - 2:420, x - 1:x + 2], 110)  # a line on from the "1"
     boxes = DigitReader(FakeVAE()).locate(page).boxes
     assert len(boxes) == 4 and max(box[3] for box in boxes) < 50  # the "1" without the line
-    monkeypatch.setattr(segment, "_split_overtall", lambda contrast, binary, pieces, *args: pieces)
+    monkeypatch.setattr("digitvae.runtime.ink._split_overtall", lambda contrast, binary, pieces, *args: pieces)
     assert DigitReader(FakeVAE()).locate(page).boxes[-1][3] > 200  # without the rule: "1" and line as one
 
 
 def test_a_digit_on_a_line_as_dark_as_its_ink_is_read_without_it(mnist, monkeypatch):
-    import digitvae.runtime.segment as segment
-
     # In a shadow, a grid line can come out as dark as the ink: re-thresholding cannot part
     # it from the digit that touches it, so the stretch of bare line is cut off instead.
     page = paper(clear_digits(mnist, [2, 3, 9, 5]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
@@ -340,7 +328,7 @@ def test_a_digit_on_a_line_as_dark_as_its_ink_is_read_without_it(mnist, monkeypa
     page[bottom - 2:420, x - 1:x + 2] = page[200:260, 240:300].min()  # a line on from the "9", as dark
     boxes = DigitReader(FakeVAE()).locate(page).boxes
     assert len(boxes) == 4 and max(box[3] for box in boxes) < 60, boxes  # the "9" without the line
-    monkeypatch.setattr(segment, "_trim_line", lambda binary, piece, *args: [piece])
+    monkeypatch.setattr("digitvae.runtime.ink._trim_line", lambda binary, piece, *args: [piece])
     assert max(box[3] for box in DigitReader(FakeVAE()).locate(page).boxes) > 150  # without: "9" and line
 
 
