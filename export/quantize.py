@@ -8,19 +8,21 @@ images with their one-hot labels, posterior samples with the fp32 classifier's
 probabilities (what ``score`` feeds it), and draws from the N(0, I) prior with random
 digits (what ``generate`` feeds it).
 
-Each int8 graph is then measured beside its fp32 graph in one run: file size, median
-latency at batch 1 and 64 on one thread, and the accuracy budget on the full test set
-(classifier accuracy within 0.1 points; negative ELBO within 1 nat, computed as the
-runtime's ``score`` computes it). An int8 graph stays in the folder only where it earns
-its place: within budget, and faster, or much smaller at equal speed. The measurements go
-into the manifest either way.
+- :class:`Settings`: how the graphs are quantized (recorded in the manifest);
+- :func:`calibration_set`: the calibration feeds of each graph;
+- :func:`quantize_graph`: one fp32 graph to one checked int8 graph;
+- :func:`quantize_all`: the whole step: quantize, measure, keep what earns its place,
+  and return the record for the manifest.
+
+The measurements against fp32 (latency, the accuracy budget), the keep/drop rule and its
+table are in :mod:`digitvae.export.int8_report`: each int8 graph stays in the folder only
+where it earns its place, within budget, and faster, or much smaller at equal speed. The
+measurements go into the manifest either way.
 """
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,30 +40,26 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from digitvae.runtime import spec
 from digitvae.data.mnist import Mnist
-from digitvae.runtime.model import bernoulli_nats, kl_nats, posterior_sample, softmax
+from digitvae.runtime import spec
+from digitvae.runtime.model import softmax
 
+from . import int8_report as report
 from .errors import ExportError
 
-# --- The rules ------------------------------------------------------------------------
+# --- Calibration constants ----------------------------------------------------------------
 
-CALIBRATION_SIZE = 1024  # training images (fit split) the calibration sees; the issue asks >= 1,000
-CALIBRATION_BATCH = 128  # images per calibration feed
-PRIOR_FRACTION = 0.25  # decoder calibration: this many extra z drawn from N(0, I), per image used
-SEED = 0  # calibration sample, prior draws; the score's noise uses seed 0 as the runtime does
-
-BUDGET_ACCURACY_POINTS = 0.1  # int8 classifier accuracy may drop at most this (percentage points)
-BUDGET_NATS = 1.0  # int8 encoder/decoder: mean negative ELBO within this of fp32
-
-FASTER = 0.90  # "faster": int8 median latency <= 90% of fp32's at batch 1 and at batch 64
-EQUAL_SPEED = 1.10  # "equal speed": int8 no more than 10% slower at either batch size ...
-MUCH_SMALLER = 0.50  # ... and "much smaller": int8 file at most half the fp32 file
-
-BATCH_SIZES = (1, 64)
-LATENCY_RUNS = {1: 400, 64: 100}  # timed calls per graph, precision and batch size
-WARMUP_RUNS = 20
-EVAL_CHUNK = 1000  # images per evaluation call
+# Training images (fit split) the calibration sees: the issue asks for at least 1,000;
+# 1,024 is 8 feeds of CALIBRATION_BATCH.
+CALIBRATION_SIZE = 1024
+# Images per calibration feed. MinMax calibration keeps the global minimum and maximum
+# over all feeds, so this bounds the memory of one feed, not the ranges found.
+CALIBRATION_BATCH = 128
+# Decoder calibration: extra z drawn from the N(0, I) prior, per calibration image (256
+# for 1,024), so that the ranges also cover what generate() feeds. With MinMax a range is
+# set by its extremes: more draws reach further into the prior's tails and widen the
+# ranges, coarsening the int8 grid for the codes of real images.
+PRIOR_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,7 @@ class Settings:
         }
 
 
+# What every export uses (each field's default above); a test or an experiment passes others.
 DEFAULT_SETTINGS = Settings()
 
 
@@ -114,14 +113,6 @@ class FeedReader(CalibrationDataReader):
         return len(self.feeds)
 
 
-def as_images(uint8_images: np.ndarray) -> np.ndarray:
-    return (uint8_images.astype(np.float32) / 255.0)[:, None]
-
-
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(spec.NUM_CLASSES, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
-
-
 def batches(arrays: dict[str, np.ndarray], size: int) -> list[dict[str, np.ndarray]]:
     n = len(next(iter(arrays.values())))
     return [{k: np.ascontiguousarray(v[i : i + size]) for k, v in arrays.items()} for i in range(0, n, size)]
@@ -139,19 +130,19 @@ def calibration_set(sessions: dict[str, ort.InferenceSession], data: Mnist, size
     fit_images, fit_labels = data.fit_split()
     if not 1 <= size <= len(fit_images):
         raise ExportError(f"calibration size {size}: expected 1 to {len(fit_images)} training images")
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(report.SEED)
     index = np.sort(rng.choice(len(fit_images), size=size, replace=False))
-    x, labels = as_images(fit_images[index]), fit_labels[index]
+    x, labels = report.as_images(fit_images[index]), fit_labels[index]
 
-    mu, logvar = run(sessions["encoder"], {"image": x})
-    probabilities = softmax(run(sessions["classifier"], {"image": x})[0])
+    mu, logvar = report.run(sessions["encoder"], {"image": x})
+    probabilities = softmax(report.run(sessions["classifier"], {"image": x})[0])
     eps = rng.standard_normal(mu.shape, dtype=np.float32)
     sampled = (mu + eps * np.exp(0.5 * logvar)).astype(np.float32)
     n_prior = max(1, round(PRIOR_FRACTION * size))
     prior = rng.standard_normal((n_prior, mu.shape[1]), dtype=np.float32)
-    prior_digits = one_hot(rng.integers(0, spec.NUM_CLASSES, n_prior))
+    prior_digits = report.one_hot(rng.integers(0, spec.NUM_CLASSES, n_prior))
     z = np.concatenate([mu, sampled, prior])
-    digit = np.concatenate([one_hot(labels), probabilities, prior_digits])
+    digit = np.concatenate([report.one_hot(labels), probabilities, prior_digits])
 
     feeds = {
         "encoder": batches({"image": x}, CALIBRATION_BATCH),
@@ -162,7 +153,7 @@ def calibration_set(sessions: dict[str, ort.InferenceSession], data: Mnist, size
         "source": (f"MNIST training set, fit split (the first {len(fit_images)} training images; never the "
                    f"validation slice or the test set)"),
         "images": size,
-        "selection": f"uniform random sample without replacement, numpy default_rng({SEED})",
+        "selection": f"uniform random sample without replacement, numpy default_rng({report.SEED})",
         "labels_per_digit": np.bincount(labels, minlength=spec.NUM_CLASSES).tolist(),
         "encoder_and_classifier": f"the {size} images, float32 in [0, 1]",
         "decoder": (f"{len(z)} (z, digit) pairs: the fp32 encoder's mu of the {size} images with their one-hot "
@@ -273,93 +264,6 @@ def _finish(model: onnx.ModelProto, fp32: onnx.ModelProto, settings: Settings, t
     onnx.save_model(model, str(target), save_as_external_data=False)
 
 
-# --- Sessions and measurements ------------------------------------------------------------
-
-
-def session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def run(sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    n = len(next(iter(feeds.values())))
-    parts = [sess.run(None, {k: v[i : i + EVAL_CHUNK] for k, v in feeds.items()}) for i in range(0, n, EVAL_CHUNK)]
-    return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
-
-
-def latencies(fp32: ort.InferenceSession, int8: ort.InferenceSession, feeds: dict[str, np.ndarray],
-              runs: int, warmup: int = WARMUP_RUNS) -> tuple[float, float]:
-    """Median milliseconds per call of each session on the same feeds. The two are timed in
-    alternating rounds, so that a neighbour's load on the CPU falls on both alike."""
-    for _ in range(warmup):
-        fp32.run(None, feeds)
-        int8.run(None, feeds)
-    times: dict[int, list[float]] = {0: [], 1: []}
-    rounds = max(1, min(20, runs // 5))
-    per_round = max(1, runs // rounds)
-    for r in range(rounds):
-        order = (0, 1) if r % 2 == 0 else (1, 0)
-        for which in order:
-            sess = (fp32, int8)[which]
-            for _ in range(per_round):
-                start = time.perf_counter_ns()
-                sess.run(None, feeds)
-                times[which].append((time.perf_counter_ns() - start) / 1e6)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def latency_feeds(name: str, data: Mnist, batch: int, latent_size: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(SEED)
-    if name == "decoder":
-        return {"z": rng.standard_normal((batch, latent_size), dtype=np.float32),
-                "digit": one_hot(np.arange(batch) % spec.NUM_CLASSES)}
-    fit_images = data.fit_split()[0]
-    return {"image": as_images(fit_images[:batch])}
-
-
-def neg_elbo(x: np.ndarray, mu: np.ndarray, logvar: np.ndarray, logits: np.ndarray,
-             decoder: ort.InferenceSession) -> np.ndarray:
-    """Per-image negative ELBO in nats, exactly as the runtime's ``_score`` (seed 0)."""
-    pixels = run(decoder, {"z": posterior_sample(x, mu, logvar, 0), "digit": softmax(logits)})[0]
-    return bernoulli_nats(x, pixels) + kl_nats(mu, logvar)
-
-
-@dataclass
-class Evaluation:
-    images: int
-    accuracy: dict[str, float]  # precision -> classifier accuracy, percent
-    agreement: float  # int8 and fp32 classifier: same argmax, percent
-    elbo: dict[str, float]  # "fp32", "<graph> int8" (others fp32), ... -> mean negative ELBO
-
-
-def evaluate(fp32: dict[str, ort.InferenceSession], int8: dict[str, ort.InferenceSession],
-             images: np.ndarray, labels: np.ndarray, combinations: list[tuple[str, ...]]) -> Evaluation:
-    x = as_images(images)
-    outputs = {}
-    for precision, sessions in (("fp32", fp32), ("int8", int8)):
-        mu, logvar = run(sessions["encoder"], {"image": x})
-        outputs[precision] = {"mu": mu, "logvar": logvar, "logits": run(sessions["classifier"], {"image": x})[0]}
-    predicted = {p: o["logits"].argmax(axis=1) for p, o in outputs.items()}
-    correct = {p: int(np.sum(predicted[p] == labels)) for p in outputs}
-    accuracy = {p: 100.0 * correct[p] / len(x) for p in outputs}
-    agreement = float(100.0 * np.mean(predicted["fp32"] == predicted["int8"]))
-
-    def elbo(quantized: tuple[str, ...]) -> float:
-        pick = {name: "int8" if name in quantized else "fp32" for name in spec.GRAPH_FILES}
-        enc, cls = outputs[pick["encoder"]], outputs[pick["classifier"]]
-        decoder = (int8 if pick["decoder"] == "int8" else fp32)["decoder"]
-        return float(np.mean(neg_elbo(x, enc["mu"], enc["logvar"], cls["logits"], decoder)))
-
-    elbos = {"fp32": elbo(())}
-    for combo in combinations:
-        elbos[" + ".join(combo) + " int8"] = elbo(combo)
-    return Evaluation(images=len(x), accuracy=accuracy, agreement=agreement, elbo=elbos)
-
-
 # --- The whole step -----------------------------------------------------------------------
 
 
@@ -373,7 +277,7 @@ def quantize_all(staging: Path, data: Mnist, *, calibration_size: int = CALIBRAT
     and ``latency_runs`` shortens the timing: both for tests only; the record says so.
     """
     staging = Path(staging)
-    runs = dict(LATENCY_RUNS if latency_runs is None else latency_runs)
+    runs = dict(report.LATENCY_RUNS if latency_runs is None else latency_runs)
     names = list(spec.GRAPH_FILES)
     fp32_paths = {n: staging / spec.GRAPH_FILES[n] for n in names}
     int8_paths = {n: staging / (spec.GRAPH_FILES[n].removesuffix(".onnx") + spec.INT8_SUFFIX) for n in names}
@@ -381,7 +285,7 @@ def quantize_all(staging: Path, data: Mnist, *, calibration_size: int = CALIBRAT
     if missing:
         raise ExportError(f"cannot quantize: {', '.join(missing)} missing")
 
-    fp32 = {n: session(fp32_paths[n]) for n in names}
+    fp32 = {n: report.session(fp32_paths[n]) for n in names}
     calibration = calibration_set(fp32, data, calibration_size)
     with tempfile.TemporaryDirectory(prefix="digitvae-quantize-") as work:
         for name in names:
@@ -392,30 +296,23 @@ def quantize_all(staging: Path, data: Mnist, *, calibration_size: int = CALIBRAT
             except Exception as exc:  # onnxruntime's quantizer raises many types
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ExportError(f"quantizing {fp32_paths[name].name} failed: {first}") from exc
-    int8 = {n: session(int8_paths[n]) for n in names}
+    int8 = {n: report.session(int8_paths[n]) for n in names}
 
     # Speed and size, side by side in one run.
-    latent_size = fp32["decoder"].get_inputs()[0].shape[1]
-    timing: dict[str, dict[str, dict[int, float]]] = {}
-    for name in names:
-        timing[name] = {"fp32": {}, "int8": {}}
-        for batch in BATCH_SIZES:
-            feeds = latency_feeds(name, data, batch, latent_size)
-            a, b = latencies(fp32[name], int8[name], feeds, runs[batch])
-            timing[name]["fp32"][batch], timing[name]["int8"][batch] = a, b
-    load = _load_average()
+    timing = report.time_graphs(fp32, int8, data, names, runs)
+    load = report.load_average()
     sizes = {n: (fp32_paths[n].stat().st_size, int8_paths[n].stat().st_size) for n in names}
 
     # The budget, on the test set (the full one unless a test asks for less).
     limit = len(data.test_images) if test_limit is None else min(test_limit, len(data.test_images))
     test_images, test_labels = data.test_images[:limit], data.test_labels[:limit].astype(np.int64)
     singles = [(n,) for n in names]
-    evaluation = evaluate(fp32, int8, test_images, test_labels, singles + [tuple(names)])
+    evaluation = report.evaluate(fp32, int8, test_images, test_labels, singles + [tuple(names)])
 
-    graphs = {n: judge(n, sizes[n], timing[n], evaluation) for n in names}
+    graphs = {n: report.judge(n, sizes[n], timing[n], evaluation) for n in names}
     kept = tuple(n for n in names if graphs[n]["decision"] == "keep")
     # The runtime loads every int8 graph that ships at once: hold the set to the budget too.
-    together = _together(fp32, int8, test_images, test_labels, kept, evaluation, graphs)
+    together = report.hold_together(fp32, int8, test_images, test_labels, kept, evaluation, graphs)
     kept = tuple(n for n in names if graphs[n]["decision"] == "keep")
     for name in names:
         if name not in kept:
@@ -433,144 +330,19 @@ def quantize_all(staging: Path, data: Mnist, *, calibration_size: int = CALIBRAT
             "mean_negative_elbo": evaluation.elbo,
         },
         "timing": {
-            "cpu": _cpu_name(), "cpu_int8_features": _int8_features(), "threads": 1,
-            "load_average_1min": load, "batch_sizes": list(BATCH_SIZES),
-            "runs": {str(b): runs[b] for b in BATCH_SIZES}, "warmup": WARMUP_RUNS,
+            "cpu": report.cpu_name(), "cpu_int8_features": report.int8_features(), "threads": 1,
+            "load_average_1min": load, "batch_sizes": list(report.BATCH_SIZES),
+            "runs": {str(b): runs[b] for b in report.BATCH_SIZES}, "warmup": report.WARMUP_RUNS,
             "statistic": "median milliseconds per call; fp32 and int8 timed in alternating rounds in one process",
             "onnxruntime": ort.__version__,
         },
-        "rule": (f"keep an int8 graph only if within budget (classifier accuracy within {BUDGET_ACCURACY_POINTS} points "
-                 f"of fp32; encoder/decoder mean negative ELBO within {BUDGET_NATS} nat of fp32) and either faster "
-                 f"(int8 latency <= {FASTER:.0%} of fp32 at batch 1 and 64) or much smaller at equal speed (file <= "
-                 f"{MUCH_SMALLER:.0%} of fp32 and latency <= {EQUAL_SPEED:.0%} of fp32 at batch 1 and 64); the kept "
-                 f"set is also held to the budget together"),
+        "rule": report.rule(),
         "graphs": graphs,
         "kept": [int8_paths[n].name for n in kept],
         "together": together,
     }
     if echo is not None:
-        echo(table(record))
+        echo(report.table(record))
     return record
 
 
-def judge(name: str, sizes: tuple[int, int], timing: dict[str, dict[int, float]],
-          evaluation: Evaluation) -> dict[str, Any]:
-    fp32_bytes, int8_bytes = sizes
-    ratio = {b: timing["int8"][b] / timing["fp32"][b] for b in BATCH_SIZES}
-    size_ratio = int8_bytes / fp32_bytes
-    entry: dict[str, Any] = {
-        "fp32_file": spec.GRAPH_FILES[name],
-        "int8_file": spec.GRAPH_FILES[name].removesuffix(".onnx") + spec.INT8_SUFFIX,
-        "fp32_bytes": fp32_bytes, "int8_bytes": int8_bytes, "size_ratio": round(size_ratio, 4),
-        "latency_ms": {p: {f"batch_{b}": round(timing[p][b], 4) for b in BATCH_SIZES} for p in ("fp32", "int8")},
-        "latency_ratio": {f"batch_{b}": round(ratio[b], 4) for b in BATCH_SIZES},
-    }
-    base = evaluation.elbo["fp32"]
-    if name == "classifier":
-        drop = evaluation.accuracy["fp32"] - evaluation.accuracy["int8"]
-        within = drop <= BUDGET_ACCURACY_POINTS + 1e-9  # "within 0.1 points" includes 0.1 (10 of 10,000)
-        entry["budget"] = {"metric": "accuracy_percent", "fp32": round(evaluation.accuracy["fp32"], 4),
-                           "int8": round(evaluation.accuracy["int8"], 4), "drop_points": round(drop, 4),
-                           "limit_points": BUDGET_ACCURACY_POINTS, "within": within,
-                           "argmax_agreement_percent": round(evaluation.agreement, 4)}
-        # For information: the score moves too, since the decoder reads the classifier.
-        entry["negative_elbo_delta_nats"] = round(evaluation.elbo["classifier int8"] - base, 4)
-    else:
-        delta = evaluation.elbo[f"{name} int8"] - base
-        within = abs(delta) <= BUDGET_NATS
-        entry["budget"] = {"metric": "mean_negative_elbo_nats", "fp32": round(base, 4),
-                           "int8": round(evaluation.elbo[f"{name} int8"], 4), "delta_nats": round(delta, 4),
-                           "limit_nats": BUDGET_NATS, "within": within,
-                           "note": "this graph int8, the other two fp32"}
-    faster = all(r <= FASTER for r in ratio.values())
-    smaller_same_speed = size_ratio <= MUCH_SMALLER and all(r <= EQUAL_SPEED for r in ratio.values())
-    speed = ", ".join(f"{ratio[b]:.2f}x fp32's latency at batch {b}" for b in BATCH_SIZES)
-    if not within:
-        decision, why = "drop", "outside the accuracy budget"
-    elif faster:
-        decision, why = "keep", f"within budget and faster ({speed})"
-    elif smaller_same_speed:
-        decision, why = "keep", f"within budget, {1 / size_ratio:.1f}x smaller at equal speed ({speed})"
-    else:
-        small = f"{1 / size_ratio:.1f}x smaller" if size_ratio < 1 else "not smaller"
-        decision, why = "drop", f"within budget but not worth it: {speed}; {small}"
-    entry["decision"], entry["reason"] = decision, why
-    return entry
-
-
-def _together(fp32: dict[str, ort.InferenceSession], int8: dict[str, ort.InferenceSession], images: np.ndarray,
-              labels: np.ndarray, kept: tuple[str, ...], evaluation: Evaluation,
-              graphs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Hold the set of kept int8 graphs to the budget as the runtime loads them (all at once);
-    while the set is over, drop the graph whose own ELBO change is largest."""
-    kept = tuple(kept)
-    while kept:
-        key = " + ".join(kept) + " int8"
-        if key not in evaluation.elbo:
-            evaluation.elbo.update(evaluate(fp32, int8, images, labels, [kept]).elbo)
-        delta = evaluation.elbo[key] - evaluation.elbo["fp32"]
-        if abs(delta) <= BUDGET_NATS:
-            return {"graphs": list(kept), "negative_elbo_delta_nats": round(delta, 4), "within": True}
-        worst = max(kept, key=lambda n: abs(graphs[n].get("negative_elbo_delta_nats",
-                                                           graphs[n]["budget"].get("delta_nats", 0.0))))
-        graphs[worst]["decision"] = "drop"
-        graphs[worst]["reason"] += f"; dropped because the kept set together moved the ELBO {delta:+.2f} nats"
-        kept = tuple(n for n in kept if n != worst)
-    return {"graphs": [], "negative_elbo_delta_nats": 0.0, "within": True}
-
-
-def _int8_features() -> list[str]:
-    """The x86 flags that decide how fast onnxruntime's int8 kernels are (VNNI, AMX)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f in ("avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"))
-
-
-def _load_average() -> float | None:
-    """The CPU's load while timing: other work on the machine slows fp32 and int8 alike."""
-    import os
-
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
-def table(record: dict[str, Any]) -> str:
-    """The record as a plain-text table."""
-    head = (f"{'graph':<11}{'fp32 KB':>9}{'int8 KB':>9}{'size':>7}  {'fp32 b1':>8}{'int8 b1':>8}  "
-            f"{'fp32 b64':>9}{'int8 b64':>9}  {'budget':<34}decision")
-    timing = record["timing"]
-    lines = [f"int8 vs fp32 ({timing['cpu']}, {' '.join(timing['cpu_int8_features'])}; load {timing['load_average_1min']}; "
-             f"1 thread, median ms; {record['evaluation']['data']})", head,
-             "-" * len(head)]
-    for name, g in record["graphs"].items():
-        lat = g["latency_ms"]
-        b = g["budget"]
-        if b["metric"] == "accuracy_percent":
-            budget = f"acc {b['fp32']:.2f}% -> {b['int8']:.2f}% ({-b['drop_points']:+.2f})"
-        else:
-            budget = f"-ELBO {b['fp32']:.2f} -> {b['int8']:.2f} ({b['delta_nats']:+.2f})"
-        lines.append(f"{name:<11}{g['fp32_bytes'] / 1024:>9.1f}{g['int8_bytes'] / 1024:>9.1f}{g['size_ratio']:>7.2f}  "
-                     f"{lat['fp32']['batch_1']:>8.3f}{lat['int8']['batch_1']:>8.3f}  "
-                     f"{lat['fp32']['batch_64']:>9.3f}{lat['int8']['batch_64']:>9.3f}  {budget:<34}"
-                     f"{g['decision']}: {g['reason']}")
-    together = record["together"]
-    lines.append(f"kept together: {', '.join(together['graphs']) or 'none'}"
-                 + (f" (mean -ELBO {together['negative_elbo_delta_nats']:+.2f} nats vs fp32)" if together["graphs"] else ""))
-    return "\n".join(lines)

