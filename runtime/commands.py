@@ -21,6 +21,7 @@ from .errors import DigitVAEError
 from .pictures import tile, write_png
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -65,17 +66,49 @@ def read_frame(path: Path) -> np.ndarray:
 
 
 def _add_classify(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", help="image files or folders of images (photos of digits, or 28x28 MNIST crops)")
+    parser.add_argument("paths", nargs="+",
+                        help="image files or folders of images (photos of digits, or 28x28 MNIST crops), or video "
+                             "files (read with the tracker: a steady reading per frame, each digit with a track id)")
     parser.add_argument("--json", action="store_true", help="print one JSON document for programs")
     _add_model_options(parser)
 
 
 def read_digits(reader: Any, frame: np.ndarray) -> list[dict[str, Any]]:
-    return [
-        {"digit": d.digit, "probability": round(float(d.probability), 4), "is_digit": bool(d.is_digit),
-         "box": [int(v) for v in d.box], "line": d.line}
-        for d in reader.read(frame)
-    ]
+    return [_digit_entry(d) for d in reader.read(frame)]
+
+
+def _digit_entry(d: Any) -> dict[str, Any]:
+    entry = {"digit": d.digit, "probability": round(float(d.probability), 4), "is_digit": bool(d.is_digit),
+             "box": [int(v) for v in d.box], "line": d.line}
+    if hasattr(d, "track_id"):
+        entry["track"] = int(d.track_id)
+    return entry
+
+
+def read_video(reader: Any, path: Path) -> list[dict[str, Any]]:
+    """Every frame of a video through a :class:`~.tracker.DigitTracker`: [{"frame": 1-based
+    number, "digits": [... with "track"]}]."""
+    from .optional import require
+    from .tracker import DigitTracker
+
+    cv2 = require("cv2", "reading video files")
+    if not path.is_file():
+        raise DigitVAEError(f"{path}: no such file")
+    video = cv2.VideoCapture(str(path))
+    try:
+        if not video.isOpened():
+            raise DigitVAEError(f"{path}: not a video OpenCV can read (expected MP4, AVI, MKV, MOV, ...)")
+        tracker, frames = DigitTracker(reader), []
+        while True:
+            ok, frame = video.read()
+            if not ok or frame is None:
+                break
+            frames.append({"frame": len(frames) + 1, "digits": [_digit_entry(d) for d in tracker.update(frame)]})
+    finally:
+        video.release()
+    if not frames:
+        raise DigitVAEError(f"{path}: no frame could be read from this video")
+    return frames
 
 
 def _run_classify(args: argparse.Namespace) -> int:
@@ -84,19 +117,34 @@ def _run_classify(args: argparse.Namespace) -> int:
     reader = DigitReader(_load(args))
     results, failed = [], 0
     for path in image_files(args.paths):
+        video = path.suffix.lower() in VIDEO_SUFFIXES
         try:
-            results.append({"file": str(path), "digits": read_digits(reader, read_frame(path)), "error": None})
+            found = read_video(reader, path) if video else read_digits(reader, read_frame(path))
+            results.append({"file": str(path), "frames" if video else "digits": found, "error": None})
         except (DigitVAEError, ValueError, TypeError) as exc:
             failed += 1
-            results.append({"file": str(path), "digits": [], "error": str(exc)})
+            results.append({"file": str(path), "frames" if video else "digits": [], "error": str(exc)})
             print(f"digitvae classify: {exc}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for result in results:
             if result["error"] is None:
-                print(f"{result['file']}: {format_lines(result['digits'])}")
+                print("\n".join(_result_lines(result)))
     return 1 if failed else 0
+
+
+def _result_lines(result: dict[str, Any]) -> list[str]:
+    """An image's digits on one line; a video's, frame by frame, where the reading changes."""
+    if "frames" not in result:
+        return [f"{result['file']}: {format_lines(result['digits'])}"]
+    lines, last = [], None
+    for frame in result["frames"]:
+        text = format_lines(frame["digits"])
+        if text != last:
+            lines.append(f"{result['file']} frame {frame['frame']}: {text}")
+        last = text
+    return lines
 
 
 def format_lines(digits: list[dict[str, Any]]) -> str:

@@ -1,10 +1,17 @@
 """``digitvae demo``: digits read, reconstructed and re-drawn live from a webcam.
 
 One window shows the frame with a box and "digit probability" on every digit, a "not a
-digit" mark on what the model rejects, the frames per second, and under it each read
-digit's crop, reconstruction and re-drawing as 0-9 in the same handwriting (see
-:mod:`.demo_view`). Keys: q quits, space pauses, s saves a snapshot PNG, g draws a new
-random style.
+digit" mark on what the model rejects, the camera's and the reader's frames per second,
+and under it each read digit's crop, reconstruction and re-drawing as 0-9 in the same
+handwriting (see :mod:`.demo_view`). Keys: q quits, space pauses, s saves a snapshot PNG,
+g draws a new random style.
+
+A camera, a video and the sample clip are read through :class:`.tracker.DigitTracker`:
+digits are followed from frame to frame, so what is held still reads still, and a
+digit's re-drawing keeps its handwriting while its track lives. A camera is read in a
+thread that keeps only its newest frame (:class:`.sources.NewestFrame`): a reader slower
+than the camera drops stale frames rather than falling behind (``--every-frame`` reads
+them all, in order).
 
 Without a display (no ``$DISPLAY`` on Linux) or with ``--headless`` it writes the
 annotated frames to ``--output`` (a video for .mp4/.avi/.mkv, one image for .png/.jpg,
@@ -55,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strips", type=int, default=3, help="digits shown re-drawn as 0-9 (the first ones read)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample clip and of the first random style")
     parser.add_argument("--snapshot-dir", default=".", help="folder for snapshots (key s)")
+    parser.add_argument("--every-frame", action="store_true",
+                        help="read every frame a camera delivers, in order, even when reading falls behind it "
+                             "(default: read the newest frame, drop the stale ones)")
+    parser.add_argument("--no-tracking", action="store_true",
+                        help="read each frame on its own, without following digits across frames (it flickers)")
     parser.add_argument("--artifacts", default=None, help="artifacts folder (default: $DIGITVAE_ARTIFACTS, else the shipped graphs)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: onnxruntime's choice)")
     parser.add_argument("--precision", choices=["fp32", "int8"], default=None,
@@ -114,13 +126,15 @@ def run(args: argparse.Namespace, *, vae: Any = None, capture_factory: Callable[
 
 def _open(args: argparse.Namespace, headless: bool, capture_factory: Any, sleep: Any) -> FrameSource:
     try:
-        return sources.open_source(args.source, loop=not headless, max_frames=args.max_frames, seed=args.seed,
-                                   capture_factory=capture_factory, sleep=sleep)
+        source = sources.open_source(args.source, loop=not headless, max_frames=args.max_frames, seed=args.seed,
+                                     capture_factory=capture_factory, sleep=sleep)
     except CameraUnavailable as exc:
         if not args.auto:
             raise
         report(f"{exc}; showing the sample clip instead")
         return sources.open_source(sources.SAMPLE, loop=not headless, max_frames=args.max_frames, seed=args.seed)
+    # A camera runs at its own pace: read its newest frame, never a queue of stale ones.
+    return sources.NewestFrame(source) if source.live and not args.every_frame else source
 
 
 class Demo:
@@ -130,10 +144,14 @@ class Demo:
                  args: argparse.Namespace) -> None:
         """``window``: show the demo window (already created); else headless."""
         from .camera import DigitReader
+        from .tracker import DigitTracker
 
         self.vae, self.source, self.args = vae, source, args
         self.window, self.headless = window, not window
         self.reader = DigitReader(vae)
+        track = getattr(source, "stream", False) and not args.no_tracking
+        self.tracker = DigitTracker(self.reader) if track else None
+        self.styles: dict[int, np.ndarray] = {}  # track id -> latent style of its re-drawing
         self.writer = Output(output, source.fps) if output else None
         self.style_seed = args.seed
         self.frames = self.bad_frames = 0
@@ -177,9 +195,11 @@ class Demo:
 
         cv2 = require("cv2", "the webcam demo")
         try:
-            detections = self.reader.read(frame)
-            panel = panel_images(self.vae, detections, self.args.strips, self.style_seed)
-            canvas = render(frame, detections, panel, self.fps, strips=self.args.strips)
+            detections = self.tracker.update(frame) if self.tracker is not None else self.reader.read(frame)
+            self.styles = {k: z for k, z in self.styles.items() if k in {getattr(d, "track_id", None) for d in detections}}
+            panel = panel_images(self.vae, detections, self.args.strips, self.style_seed, styles=self.styles)
+            canvas = render(frame, detections, panel, self.fps, strips=self.args.strips,
+                            camera_fps=getattr(self.source, "camera_fps", None))
         except (DigitVAEError, ValueError, TypeError, cv2.error) as exc:
             self._bad_frame(exc)
             return self.canvas
@@ -233,6 +253,8 @@ class Demo:
 
     def close(self) -> None:
         self.source.close()
+        if self.fps is not None:
+            report(self._rates())
         if self.bad_frames > BAD_FRAME_REPORTS:
             report(f"{self.bad_frames} frames were skipped in all")
         if self.writer is not None:
@@ -241,6 +263,16 @@ class Demo:
             cv2 = require("cv2", "the webcam demo")
             cv2.destroyAllWindows()
             cv2.waitKey(1)
+
+
+    def _rates(self) -> str:
+        """The reader's frame rate, and the camera's with the stale frames dropped."""
+        text = f"read {self.frames} frames at {self.fps:.1f} fps"
+        camera = getattr(self.source, "camera_fps", None)
+        if camera is not None:
+            text += (f"; the camera delivered {self.source.delivered} at {camera:.1f} fps, "
+                     f"{self.source.dropped} stale ones dropped")
+        return text
 
 
 def _digits_text(detections: list[Any]) -> str:

@@ -1,10 +1,12 @@
 """What the demo window shows (OpenCV drawing; no model calls except in :func:`panel_images`).
 
 The canvas: the frame (scaled to ``WIDTH``) with a box and "digit probability" on every
-digit, a red "not a digit" box on what the model rejects and the frames per second; under
-it, one strip per read digit (the first few): the crop the model saw, its
-reconstruction, and the same handwriting re-drawn as 0-9; last, a row of 0-9 in a random
-style (key g draws a new one).
+digit (a thin box where a tracked digit is held through a frame the reader missed it in),
+a red "not a digit" box on what the model rejects, and the frames per second (the
+camera's and the reader's); under it, one strip per read digit (the first few): the crop
+the model saw, its reconstruction, and the same handwriting re-drawn as 0-9 (a tracked
+digit keeps its handwriting while its track lives); last, a row of 0-9 in a random style
+(key g draws a new one).
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def strip_digits(detections: Sequence[Any], strips: int) -> list[Any]:
     return [read[i] for i in sorted(best)]
 
 
-def panel_images(vae: Any, detections: Sequence[Any], strips: int, style_seed: int) -> Panel:
+def panel_images(vae: Any, detections: Sequence[Any], strips: int, style_seed: int,
+                 styles: dict[int, np.ndarray] | None = None) -> Panel:
     """One encoder call and one decoder call for all strips: reconstructions (with the
-    digit as read), each handwriting as 0-9, and 0-9 in a random style."""
+    digit as read), each handwriting as 0-9, and 0-9 in a random style. ``styles``: track
+    id -> latent style; a tracked digit is re-drawn in the style kept there (the one of its
+    first strip, added here), so that its re-drawing does not change from frame to frame."""
     read = strip_digits(detections, strips)
     z_random = vae.sample_latents(1, style_seed)
     ten = np.arange(NUM_CLASSES)
@@ -64,23 +69,38 @@ def panel_images(vae: Any, detections: Sequence[Any], strips: int, style_seed: i
     digits = [d.digit for d in read]
     mu, _ = vae.encode(crops)
     k = len(read)
-    z = np.concatenate([mu, np.repeat(mu, NUM_CLASSES, axis=0), np.repeat(z_random, NUM_CLASSES, axis=0)])
+    style = _kept_styles(read, mu, styles)
+    z = np.concatenate([mu, np.repeat(style, NUM_CLASSES, axis=0), np.repeat(z_random, NUM_CLASSES, axis=0)])
     wanted = np.concatenate([np.array(digits), np.tile(ten, k), ten])
     images = vae.decode(z.astype(np.float32), wanted)
     return Panel(digits, crops, images[:k], images[k:k + k * NUM_CLASSES].reshape(k, NUM_CLASSES, IMAGE_SIZE, IMAGE_SIZE),
                  images[k + k * NUM_CLASSES:])
 
 
+def _kept_styles(read: Sequence[Any], mu: np.ndarray, styles: dict[int, np.ndarray] | None) -> np.ndarray:
+    """Each strip's style: its track's kept one where it has one (a new track keeps this
+    frame's), else this frame's encoding."""
+    if styles is None:
+        return mu
+    out = mu.copy()
+    for i, d in enumerate(read):
+        track = getattr(d, "track_id", None)
+        if track is not None:
+            out[i] = styles.setdefault(track, mu[i].copy())
+    return out
+
+
 def render(frame: np.ndarray, detections: Sequence[Any], panel: Panel | None, fps: float | None,
-           note: str = "", strips: int = 3) -> np.ndarray:
-    """The whole window as one uint8 BGR image: the annotated frame over the strips."""
+           note: str = "", strips: int = 3, camera_fps: float | None = None) -> np.ndarray:
+    """The whole window as one uint8 BGR image: the annotated frame over the strips.
+    ``fps``: frames read per second; ``camera_fps``: frames a camera delivers per second."""
     view, scale = _scaled(display_image(frame))
     for d in detections:
         _draw_detection(view, d, scale)
     for k, d in enumerate(strip_digits(detections, strips)):  # tie boxes to their strips
         x, y, w, h = (int(round(v * scale)) for v in d.box)
         _label(view, f"#{k + 1}", (x + w + 3, y + h), WHITE, 0.4)
-    _draw_status(view, fps, note, sum(1 for d in detections if d.is_digit), len(detections))
+    _draw_status(view, fps, camera_fps, note, sum(1 for d in detections if d.is_digit), len(detections))
     return np.vstack([view, _strips(panel, strips)])
 
 
@@ -97,7 +117,7 @@ def _scaled(image: np.ndarray) -> tuple[np.ndarray, float]:
 def _draw_detection(view: np.ndarray, d: Any, scale: float) -> None:
     x, y, w, h = (int(round(v * scale)) for v in d.box)
     colour = GREEN if d.is_digit else RED
-    cv2.rectangle(view, (x, y), (x + w, y + h), colour, 2)
+    cv2.rectangle(view, (x, y), (x + w, y + h), colour, 1 if getattr(d, "missed", 0) else 2)
     # Small boxes sit close together: their labels keep to the digit, so as not to overlap.
     wide = w >= 36
     text = (f"{d.digit} {d.probability:.0%}" if wide else str(d.digit)) if d.is_digit else \
@@ -117,8 +137,10 @@ def _label(view: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[i
     cv2.putText(view, text, (x, y - 1), FONT, size, colour, 1, cv2.LINE_AA)
 
 
-def _draw_status(view: np.ndarray, fps: float | None, note: str, digits: int, candidates: int) -> None:
-    status = f"{fps:4.1f} fps  " if fps else ""
+def _draw_status(view: np.ndarray, fps: float | None, camera_fps: float | None, note: str, digits: int,
+                 candidates: int) -> None:
+    status = f"camera {camera_fps:4.1f} fps  " if camera_fps else ""
+    status += (f"read {fps:4.1f} fps  " if camera_fps else f"{fps:4.1f} fps  ") if fps else ""
     status += f"{digits} digit{'s' if digits != 1 else ''}"
     if candidates > digits:
         status += f", {candidates - digits} rejected"

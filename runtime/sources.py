@@ -1,15 +1,19 @@
 """Where the demo's frames come from: a camera, a video, an image, a folder, the sample clip.
 
 Every source has ``read() -> frame or None`` (None: the stream is over), ``close()``, a
-``name`` for messages and ``fps`` (frames per second to write a video at). A camera
-that stops delivering frames is reported and reopened with growing pauses; the capture
-factory and the sleep function are injectable, so tests can hand in a failing fake.
+``name`` for messages, ``fps`` (frames per second to write a video at), ``live`` (a
+camera) and ``stream`` (its frames follow one another: worth tracking digits across). A
+camera that stops delivering frames is reported and reopened with growing pauses; the
+capture factory and the sleep function are injectable, so tests can hand in a failing
+fake. :class:`NewestFrame` reads a camera in a thread and keeps only its newest frame.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -25,6 +29,8 @@ SAMPLE_FRAMES: Final = 200  # the clip's length where it is not looped (headless
 FAILS_BEFORE_REOPEN: Final = 5  # consecutive empty reads before the camera is reopened
 BACKOFF: Final = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each reopen attempt, then 8 s
 MAX_REOPENS: Final = 10  # attempts in a row before the demo gives up on the camera
+RATE_FRAMES: Final = 30  # the camera's frame rate is measured over its last this many frames
+STOP_WAIT: Final = 2.0  # seconds to wait for the grabbing thread's last read when closing
 
 
 class CameraUnavailable(DigitVAEError):
@@ -45,6 +51,7 @@ class FrameSource(Protocol):
     name: str
     fps: float
     live: bool  # a camera: endless, and worth reopening
+    stream: bool  # frames follow one another (not a folder of unrelated images)
 
     def read(self) -> np.ndarray | None: ...
 
@@ -83,7 +90,7 @@ def _cv2() -> Any:
 class CameraSource:
     """A webcam by index; reopened with back-off when it stops delivering frames."""
 
-    live = True
+    live = stream = True
 
     def __init__(self, index: int, factory: Callable[[Any], Capture] | None,
                  sleep: Callable[[float], None]) -> None:
@@ -92,6 +99,7 @@ class CameraSource:
         self._sleep = sleep
         self._fails = 0
         self._reopens = 0  # reopens since the last good frame
+        self._closed = False  # closed for good: a reopen under way (in a thread) stops
         self._capture: Capture | None = self._open()
         if self._capture is None:
             raise CameraUnavailable(
@@ -114,7 +122,7 @@ class CameraSource:
     def read(self) -> np.ndarray | None:
         """The next frame; after ``FAILS_BEFORE_REOPEN`` empty reads in a row, reopen with
         back-off; None only when the camera stays gone after ``MAX_REOPENS`` tries."""
-        while True:
+        while not self._closed:
             frame = self._grab()
             if frame is not None:
                 self._fails = self._reopens = 0
@@ -122,6 +130,7 @@ class CameraSource:
             self._fails += 1
             if self._fails >= FAILS_BEFORE_REOPEN and not self._reopen():
                 return None
+        return None
 
     def _grab(self) -> np.ndarray | None:
         if self._capture is None:
@@ -135,7 +144,7 @@ class CameraSource:
 
     def _reopen(self) -> bool:
         report(f"{self.name} stopped delivering frames; reopening it")
-        self.close()
+        self._release()
         # A camera that opens but never delivers is retried as often as one that fails to
         # open: the count runs until a frame arrives.
         while self._reopens < MAX_REOPENS:
@@ -144,6 +153,8 @@ class CameraSource:
             pause = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             report(f"{self.name}: attempt {attempt + 1} of {MAX_REOPENS} in {pause:g} s")
             self._sleep(pause)
+            if self._closed:
+                return False
             self._capture = self._open()
             if self._capture is not None:
                 report(f"{self.name} is open again")
@@ -153,16 +164,20 @@ class CameraSource:
                f"(try --source {SAMPLE})")
         return False
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._release()
 
 
 class VideoSource:
     """A video file, read to its end."""
 
-    live = False
+    live, stream = False, True
 
     def __init__(self, path: Path, factory: Callable[[Any], Capture] | None) -> None:
         cv2 = _cv2()
@@ -183,7 +198,7 @@ class VideoSource:
 class ImageSource:
     """One image file: once, or over and over for a window."""
 
-    live = False
+    live = stream = False
     fps = 10.0
 
     def __init__(self, path: Path, loop: bool) -> None:
@@ -205,7 +220,7 @@ class ImageSource:
 class FolderSource:
     """The images of a folder, in name order; other files are reported and skipped."""
 
-    live = False
+    live = stream = False
     fps = 2.0
 
     def __init__(self, path: Path) -> None:
@@ -230,7 +245,7 @@ class FolderSource:
 class SampleSource:
     """The generated clip: sheets of MNIST test digits held up to a camera."""
 
-    live = False
+    live, stream = False, True
     fps = 20.0
 
     def __init__(self, seed: int, frames: int | None) -> None:
@@ -244,6 +259,75 @@ class SampleSource:
 
     def close(self) -> None:
         pass
+
+
+class NewestFrame:
+    """A live source read in a thread that keeps only its newest frame, so that a reader
+    slower than the camera reads what the camera sees now, not a queue of stale frames
+    (a frame not taken before the next one arrives is dropped and counted). Errors of the
+    source's ``read`` come out of :meth:`read`, after the frame before them."""
+
+    def __init__(self, source: FrameSource, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.source, self.name, self.fps = source, source.name, source.fps
+        self.live, self.stream = source.live, source.stream
+        self.delivered = self.dropped = 0
+        self._clock, self._arrivals = clock, deque(maxlen=RATE_FRAMES)
+        self._ready = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._fresh = self._ended = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._grab, name=f"digitvae {source.name}", daemon=True)
+        self._thread.start()
+
+    def _grab(self) -> None:
+        """The thread: read the source until it ends, fails or is closed."""
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                with self._ready:
+                    if frame is None:
+                        self._ended = True
+                    else:
+                        self.dropped += self._fresh
+                        self.delivered += 1
+                        self._frame, self._fresh = frame, True
+                        self._arrivals.append(self._clock())
+                    self._ready.notify_all()
+                if frame is None:
+                    return
+        except BaseException as exc:  # handed to the reading thread, which re-raises it
+            with self._ready:
+                self._error = exc
+                self._ready.notify_all()
+
+    def read(self) -> np.ndarray | None:
+        """The newest frame not read yet (waiting for one); None when the source ended."""
+        with self._ready:
+            while not (self._fresh or self._ended or self._error is not None):
+                self._ready.wait(0.1)  # a timeout, so that Ctrl-C is seen while waiting
+            if self._fresh:
+                self._fresh = False
+                return self._frame
+            if self._error is not None:
+                error, self._error, self._ended = self._error, None, True
+                raise error
+            return None
+
+    @property
+    def camera_fps(self) -> float | None:
+        """Frames per second the source delivered lately (None before two frames)."""
+        times = list(self._arrivals)
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(STOP_WAIT)  # its read returns within a frame (or a reopen pause)
+        if self._thread.is_alive():
+            report(f"{self.name}: still busy after {STOP_WAIT:g} s; releasing it anyway")
+        self.source.close()
 
 
 def _capture_fps(capture: Any, default: float) -> float:

@@ -173,7 +173,8 @@ def test_camera_that_stops_is_reopened_with_back_off(frames, tmp_path, capsys):
     back = FakeCapture([frames[2], frames[3]])  # ... the second one works
     factory = factory_of(first, dead, back)
     slept: list[float] = []
-    args = args_for("--source", "0", "--headless", "--output", str(tmp_path / "f"), "--max-frames", "4")
+    # Every frame, in order: the newest-frame thread would drop those the fake delivers at once.
+    args = args_for("--source", "0", "--headless", "--output", str(tmp_path / "f"), "--max-frames", "4", "--every-frame")
     assert demo.run(args, vae=FakeVAE(), capture_factory=factory, sleep=slept.append) == 0
     assert slept == list(sources.BACKOFF[:2])
     assert first.released and back.released
@@ -215,7 +216,7 @@ def test_ctrl_c_releases_the_camera(frames, tmp_path, capsys):
 def test_one_bad_frame_is_skipped_not_fatal(frames, tmp_path, capsys):
     weird = np.zeros((480, 640, 2), np.uint8)  # a frame no reader can take
     capture = FakeCapture([frames[0], weird, RuntimeError("backend hiccup"), frames[1]])
-    args = args_for("--source", "0", "--headless", "--output", str(tmp_path / "f"), "--max-frames", "3")
+    args = args_for("--source", "0", "--headless", "--output", str(tmp_path / "f"), "--max-frames", "3", "--every-frame")
     assert demo.run(args, vae=FakeVAE(), capture_factory=factory_of(capture)) == 0
     err = capsys.readouterr().err
     assert "skipped" in err and "backend hiccup" in err
@@ -354,7 +355,7 @@ def test_window_keys(tmp_path, monkeypatch):
     seeds = []
     real_panel = demo_view.panel_images
     monkeypatch.setattr(demo_view, "panel_images",
-                        lambda vae, dets, strips, seed: seeds.append(seed) or real_panel(vae, dets, strips, seed))
+                        lambda vae, dets, strips, seed, **kw: seeds.append(seed) or real_panel(vae, dets, strips, seed, **kw))
     args = args_for("--source", "sample", "--snapshot-dir", str(tmp_path / "snaps"), "--seed", "4")
     assert demo.run(args, vae=FakeVAE()) == 0
     assert seeds[:2] == [4, 5]  # g: a new random style from the next frame on
