@@ -2,7 +2,7 @@
 
 A camera crop, even after MNIST's normalisation (20x20 box, centre of mass), differs from
 an MNIST digit by a small residual shift, a tilt, a slightly different size and a pen of
-another width. We draw those on the fly, on the CPU, for a share of every batch.
+another width. We draw those on the fly, on the training device, for a share of every batch.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ STROKE_CHANGE_P = 0.3  # share of augmented images whose pen is made thicker or 
 def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Rotate, scale and shift each image of (N, 1, H, W) by its own random amount."""
     n, side = images.shape[0], images.shape[-1]
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
+    angle = (torch.rand(n, generator=generator, device=generator.device) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
     lo, hi = SCALE_RANGE
-    scale = lo + torch.rand(n, generator=generator) * (hi - lo)
-    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * MAX_SHIFT_PX / side)
+    scale = lo + torch.rand(n, generator=generator, device=generator.device) * (hi - lo)
+    shift = (torch.rand(n, 2, generator=generator, device=generator.device) * 2 - 1) * (2 * MAX_SHIFT_PX / side)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # affine_grid maps output coordinates to input coordinates, hence the inverse scale.
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
@@ -42,7 +42,7 @@ def random_stroke_width(images: torch.Tensor, generator: torch.Generator) -> tor
     # A full 3x3 dilation doubles a 2-pixel MNIST stroke; halfway is a plausible pen.
     keep = 1.0 - PEN_CHANGE
     thicker, thinner = keep * images + PEN_CHANGE * dilated, keep * images + PEN_CHANGE * eroded
-    choice = torch.rand(n, generator=generator)
+    choice = torch.rand(n, generator=generator, device=generator.device)
     p = STROKE_CHANGE_P / 2
     out = torch.where((choice < p).view(n, 1, 1, 1), thicker, images)
     return torch.where(((choice >= p) & (choice < 2 * p)).view(n, 1, 1, 1), thinner, out)
@@ -52,7 +52,7 @@ def augment(images: torch.Tensor, share: float, generator: torch.Generator) -> t
     """Augment a random ``share`` of the batch (N, 1, 28, 28); the rest passes unchanged."""
     if share <= 0:
         return images
-    pick = torch.rand(images.shape[0], generator=generator) < share
+    pick = torch.rand(images.shape[0], generator=generator, device=generator.device) < share
     if not pick.any():
         return images
     out = images.clone()

@@ -7,6 +7,7 @@ schedule and random state that ``--resume`` needs to continue bit-for-bit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +29,8 @@ class CheckpointError(DigitVAEError):
 
 def save(path: Path, model: DigitVAE, judge: Judge, config: dict[str, Any], metrics: list[dict[str, Any]],
          extra: dict[str, Any] | None = None) -> None:
-    """Write atomically (temporary file, then rename) so a crash never leaves half a file."""
+    """Write atomically (temporary file, then rename) so a crash never leaves half a file.
+    Tensors are moved to the CPU first: export and the runtime never need a GPU."""
     state = {
         "kind": KIND,
         "format_version": FORMAT_VERSION,
@@ -40,6 +42,7 @@ def save(path: Path, model: DigitVAE, judge: Judge, config: dict[str, Any], metr
         "torch_version": str(torch.__version__),
         **(extra or {}),
     }
+    state = to_cpu(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -49,6 +52,28 @@ def save(path: Path, model: DigitVAE, judge: Judge, config: dict[str, Any], metr
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def to_cpu(value: Any) -> Any:
+    """``value`` with every tensor inside (dicts, lists, tuples) on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def weights_sha256(model: DigitVAE, judge: Judge) -> str:
+    """A fingerprint of the weights and batch-norm statistics, by name, in state-dict order:
+    equal on every rank of a distributed run, equal across runs that train alike."""
+    digest = hashlib.sha256()
+    for prefix, module in (("model", model), ("judge", judge)):
+        for name, tensor in module.state_dict().items():
+            digest.update(f"{prefix}.{name}".encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, Any]:

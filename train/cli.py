@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder of the four MNIST IDX files (default: $DIGITVAE_DATA, else the cache, else download)")
     parser.add_argument("--out", dest="out_dir", default=defaults.out_dir, help="folder for checkpoint, metrics and pictures")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its resume.pt")
+    parser.add_argument("--device", default=defaults.device, help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps; under torchrun, cuda is each process's GPU (LOCAL_RANK)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 autocast for the training step (CUDA only)")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", default=None, help="do not train: recompute every figure of CHECKPOINT on the full test set")
     parser.add_argument("--json", action="store_true", help="with --evaluate: print the figures as JSON")
 
@@ -58,13 +60,22 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate:
         return evaluate_checkpoint(args.evaluate, args.data_dir, args.eval_limit, args.json)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    check_writable(Path(config.out_dir))
+    from .distributed import World, WorldError, session
     from .train import train
 
-    started = time.perf_counter()
-    train(config, load_mnist(config.data_dir))
-    minutes = (time.perf_counter() - started) / 60
-    print(f"trained in {minutes:.1f} min; checkpoint, metrics and pictures in {config.out_dir}")
+    world = World.from_env()  # torchrun's processes; one process without it
+    try:
+        with session(world, config.device) as device:
+            data = world.once_per_machine(lambda: load_mnist(config.data_dir))
+            started = time.perf_counter()
+            train(config, data, world, device)
+    except WorldError:
+        if not world.is_main:
+            raise SystemExit(2) from None  # every rank found it; rank 0 prints the one line
+        raise
+    if world.is_main:
+        minutes = (time.perf_counter() - started) / 60
+        print(f"trained in {minutes:.1f} min; checkpoint, metrics and pictures in {config.out_dir}")
     return 0
 
 
@@ -72,7 +83,8 @@ def evaluate_checkpoint(path: str, data_dir: str | None, limit: int | None, as_j
     from digitvae.data.mnist import load_mnist
 
     from . import checkpoint
-    from .train import as_tensors, evaluate
+    from .evaluate import evaluate
+    from .train import as_tensors
 
     model, judge, _ = checkpoint.load_model(path)
     data = load_mnist(data_dir)

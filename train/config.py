@@ -25,3 +25,5 @@ class TrainConfig:
     data_dir: str | None = None  # folder of IDX files; None = DIGITVAE_DATA or the cache
     out_dir: str = "runs/latest"  # checkpoint, metrics and pictures go here
     resume: bool = False  # continue from out_dir/resume.pt, bit-for-bit
+    device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps
+    amp: bool = False  # bfloat16 autocast for the training step (CUDA only)

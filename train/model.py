@@ -197,13 +197,16 @@ class DigitVAE(nn.Module):
 
     def loss_terms(self, image: torch.Tensor, label: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None, reduce: bool = True,
-                   logits: torch.Tensor | None = None) -> LossTerms:
+                   logits: torch.Tensor | None = None, eps: torch.Tensor | None = None) -> LossTerms:
         """The seed's loss terms for a batch whose encoding (mu, logvar) is already known.
 
         ``logits`` (default: the classifier on ``image``) lets training pass what the
         classifier made of an augmented copy of the batch; the VAE terms use clean images.
+        ``eps`` (default: drawn from ``generator``) is the reparameterisation noise.
         """
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+        mu, logvar = mu.float(), logvar.float()  # the loss in fp32, also under autocast
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation trick
         logits = self.classifier(image) if logits is None else logits
         # The seed's scheme: the decoder learns from what the classifier sees. Detached, so
