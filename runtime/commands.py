@@ -216,7 +216,8 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "demo": demo.COMMAND,
-    "classify": Command(help="read the digits in image files or folders", add_arguments=_add_classify, run=_run_classify),
+    "classify": Command(help="read the digits in image files, folders of images or videos", add_arguments=_add_classify,
+                        run=_run_classify),
     "generate": Command(help="draw a digit (or all ten) in random handwriting styles", add_arguments=_add_generate, run=_run_generate),
     "restyle": Command(help="re-draw the handwriting of a digit as every digit 0-9",
                        add_arguments=lambda p: _add_one_image(p, "restyled.png"), run=_run_restyle),
