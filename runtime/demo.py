@@ -196,7 +196,8 @@ class Demo:
         cv2 = require("cv2", "the webcam demo")
         try:
             detections = self.tracker.update(frame) if self.tracker is not None else self.reader.read(frame)
-            self.styles = {k: z for k, z in self.styles.items() if k in {getattr(d, "track_id", None) for d in detections}}
+            alive = {getattr(d, "track_id", None) for d in detections}
+            self.styles = {k: z for k, z in self.styles.items() if k in alive}  # styles of ended tracks go
             panel = panel_images(self.vae, detections, self.args.strips, self.style_seed, styles=self.styles)
             canvas = render(frame, detections, panel, self.fps, strips=self.args.strips,
                             camera_fps=getattr(self.source, "camera_fps", None))

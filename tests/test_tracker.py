@@ -3,7 +3,6 @@ newest-frame camera thread, and the demo and ``classify`` on a video that use th
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
@@ -17,7 +16,7 @@ from digitvae.runtime.tracker import DigitTracker, reading_order
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.data.clips import HIDDEN, KINDS, SEEN, held_clip  # noqa: E402
+from digitvae.data.clips import DRIFT, HIDDEN, KINDS, SEEN, held_clip  # noqa: E402
 from digitvae.data.frames import FrameGenerator, sample_clip  # noqa: E402
 from digitvae.runtime import demo, demo_view, sources  # noqa: E402
 from digitvae.runtime.camera import DigitReader  # noqa: E402
@@ -122,11 +121,12 @@ def test_a_scene_cut_starts_new_tracks_at_once(crops):
 
 
 def test_a_new_frame_size_starts_over(crops):
-    tracker = DigitTracker()
-    first = tracker.track(sheet(crops, [4, 2]), shape=(480, 640))
-    again = tracker.track(sheet(crops, [4, 2]), shape=(240, 320))
-    assert text(again) == "42"
+    tracker = DigitTracker(ScriptedReader([sheet(crops, [4, 2])] * 3))
+    first = tracker.update(np.zeros((480, 640, 3), np.uint8))
+    again = tracker.update(np.zeros((240, 320), np.uint8))
+    assert text(again) == "42"  # shown at once: nothing was shown at this size
     assert {d.track_id for d in first}.isdisjoint(d.track_id for d in again)
+    assert [d.track_id for d in tracker.update(np.zeros((240, 320), np.uint8))] == [d.track_id for d in again]
 
 
 def test_the_page_motion_is_taken_out_where_it_is_known(crops):
@@ -219,13 +219,7 @@ def test_clips_of_held_sheets(gen):
     assert [f.sheet for f in cut] == [0] * 4 + [1] * 4 + [2] * 4
     drift = list(held_clip("drift", 30, 2, generator=gen))
     centre = np.array([[x + w / 2, y + h / 2] for x, y, w, h in (f.boxes[0] for f in drift)])
-    assert 1.0 < np.abs(centre - centre[0]).max() < 3 * tracking_drift()
-
-
-def tracking_drift() -> float:
-    from digitvae.data.clips import DRIFT
-
-    return DRIFT
+    assert 1.0 < np.abs(centre - centre[0]).max() < 3 * DRIFT
 
 
 @pytest.mark.parametrize("args, words", [(("wave", 5), "kind: expected one of drift"),
@@ -391,6 +385,18 @@ def test_the_demo_reads_a_camera_through_the_newest_frame_unless_asked_for_every
             source.close()
 
 
+def test_the_demo_tracks_streams_only(tmp_path):
+    cv2.imwrite(str(tmp_path / "page.png"), np.full((48, 64, 3), 255, np.uint8))
+    for source, flags, tracked_ in (("sample", (), True), ("sample", ("--no-tracking",), False),
+                                    (str(tmp_path / "page.png"), (), False)):
+        args = build_parser().parse_args(["demo", "--source", source, *flags])
+        opened = sources.open_source(source, max_frames=1)
+        try:
+            assert (demo.Demo(object(), opened, False, None, args).tracker is not None) is tracked_
+        finally:
+            opened.close()
+
+
 def test_the_demo_reports_the_camera_and_the_reader_rates_apart():
     class Source:
         name, fps, live, stream = "camera 0", 30.0, True, True
@@ -400,4 +406,3 @@ def test_the_demo_reports_the_camera_and_the_reader_rates_apart():
     run.source, run.frames, run.fps = Source(), 50, 12.25
     said = run._rates()
     assert "read 50 frames at 12.2 fps" in said and "delivered 120 at 29.5 fps, 70 stale ones dropped" in said
-    assert isinstance(build_parser().parse_args(["demo"]), argparse.Namespace)
