@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     world = World.from_env()  # torchrun's processes; one process without it
     try:
-        with session(world, config.device) as device:
+        with session(world, config.device, config.amp) as device:
             data = world.once_per_machine(lambda: load_mnist(config.data_dir))
             started = time.perf_counter()
             train(config, data, world, device)

@@ -33,7 +33,7 @@ from torch.utils.data import BatchSampler, DistributedSampler, TensorDataset
 
 from digitvae.runtime.errors import DigitVAEError
 
-from .device import resolve
+from .device import autocast_dtype, resolve
 
 
 class WorldError(DigitVAEError):
@@ -165,9 +165,11 @@ class Batches:
 
 
 @contextmanager
-def session(world: World, device_text: str) -> Iterator[torch.device]:
-    """This process's device, inside a process group when torchrun started several."""
+def session(world: World, device_text: str, amp: bool = False) -> Iterator[torch.device]:
+    """This process's device, inside a process group when torchrun started several. The
+    device and --amp are checked first, so that a bad one stops every process at once."""
     device = resolve(device_text, world.local_rank if world.distributed else None)
+    autocast_dtype(device, amp)
     if not world.distributed:
         yield device
         return

@@ -1,4 +1,5 @@
-"""Train the digit VAE on MNIST: ``train_one_epoch`` and ``evaluate``, pictures, checkpoints.
+"""Train the digit VAE on MNIST: ``train_one_epoch``, the run on a device or under torchrun,
+checkpoints (figures and pictures: ``evaluate.py``; devices: ``device.py``; torchrun: ``distributed.py``).
 
 The loss per image is the negative ELBO (Bernoulli reconstruction summed over pixels, plus
 KL) plus ``class_weight`` x the classifier's cross-entropy, as in the seed. Two more terms
@@ -38,7 +39,7 @@ from .cli import check_writable
 from .config import TrainConfig
 from .device import autocast, autocast_dtype, make_deterministic, rng_state, set_rng_state
 from .distributed import Batches, World, WorldError, rank_seeds
-from .evaluate import EVAL_SEED, evaluate, save_pictures  # noqa: F401  (EVAL_SEED: re-exported)
+from .evaluate import evaluate, save_pictures
 from .model import DigitVAE, Judge, ModelArgs, one_hot
 from .outliers import outliers
 
