@@ -22,6 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .optional import require
+from .order import median
 
 cv2 = require("cv2", "finding digits in camera frames")
 
@@ -375,11 +376,3 @@ def piece_mask(piece: Piece, box: Box) -> np.ndarray:
 
 
 # --- 3. digits --------------------------------------------------------------------------
-
-
-
-def median(values: list[int]) -> float:
-    """Median of a short list (np.median costs more than the whole line clustering)."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0

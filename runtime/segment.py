@@ -17,7 +17,8 @@ from typing import Final
 
 import numpy as np
 
-from .ink import MAX_ASPECT, Box, Piece, median, typical_height, piece_mask
+from .ink import MAX_ASPECT, Box, Piece, typical_height, piece_mask
+from .order import reading_order
 
 __all__ = ["Box", "Group", "group_digits", "group_mask", "reading_order"]
 
@@ -186,34 +187,3 @@ def _plausible(box: Box, min_height: int, max_height: int) -> bool:
     twice as wide as tall (a tilted, wide MNIST "2" reaches about 1.6)."""
     _, _, w, h = box
     return min_height <= h <= max_height and w <= MAX_ASPECT * h
-
-
-# --- 4. reading order ---------------------------------------------------------------
-
-
-def reading_order(boxes: list[Box]) -> list[tuple[int, int]]:
-    """(index into ``boxes``, line number) in reading order: lines top to bottom by
-    vertical overlap, boxes left to right within a line."""
-    lines: list[list[int]] = []
-    spans: list[tuple[float, float]] = []
-    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2):
-        _, y, _, h = boxes[i]
-        best, best_overlap = -1, 0.0
-        for k, (top, bottom) in enumerate(spans):
-            overlap = min(bottom, y + h) - max(top, y)
-            if overlap >= 0.5 * min(h, bottom - top) and overlap > best_overlap:
-                best, best_overlap = k, overlap
-        if best < 0:
-            lines.append([i])
-            spans.append((float(y), float(y + h)))
-        else:
-            lines[best].append(i)
-            members = [boxes[j] for j in lines[best]]
-            # The line's span follows its members' median top and bottom, so that
-            # one tall or low digit does not drag it into the next line.
-            spans[best] = (median([b[1] for b in members]), median([b[1] + b[3] for b in members]))
-    order = sorted(range(len(lines)), key=lambda k: (spans[k][0] + spans[k][1]) / 2)
-    return [(i, line) for line, k in enumerate(order)
-            for i in sorted(lines[k], key=lambda i: boxes[i][0])]
-
-

@@ -25,6 +25,8 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from .order import reading_order
+
 Box = tuple[int, int, int, int]
 
 #: Sightings before a track is shown: a detection seen once (a speck, a glint, the edge of
@@ -270,34 +272,3 @@ def _motion_matrix(motion: Any) -> np.ndarray:
     if m.shape != (3, 3) or not np.isfinite(m).all():
         raise ValueError(f"motion: expected a finite 2x3 affine or 3x3 homography, got shape {m.shape}")
     return m
-
-
-def reading_order(boxes: Sequence[Box]) -> list[tuple[int, int]]:
-    """(index into ``boxes``, line number) in reading order: lines top to bottom, a box
-    joining the line whose span (its boxes' median top and bottom) it overlaps by half
-    the shorter height; left to right within a line. The reader's rule
-    (``segment.reading_order``), here so that the tracker needs no OpenCV."""
-    lines: list[list[int]] = []
-    spans: list[tuple[float, float]] = []
-    for i in sorted(range(len(boxes)), key=lambda i: boxes[i][1] + boxes[i][3] / 2):
-        _, y, _, h = boxes[i]
-        best, best_overlap = -1, 0.0
-        for k, (top, bottom) in enumerate(spans):
-            overlap = min(bottom, y + h) - max(top, y)
-            if overlap >= 0.5 * min(h, bottom - top) and overlap > best_overlap:
-                best, best_overlap = k, overlap
-        if best < 0:
-            lines.append([i])
-            spans.append((float(y), float(y + h)))
-        else:
-            lines[best].append(i)
-            spans[best] = (_median([boxes[j][1] for j in lines[best]]),
-                           _median([boxes[j][1] + boxes[j][3] for j in lines[best]]))
-    order = sorted(range(len(lines)), key=lambda k: spans[k][0] + spans[k][1])
-    return [(i, line) for line, k in enumerate(order) for i in sorted(lines[k], key=lambda i: boxes[i][0])]
-
-
-def _median(values: list[int]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
