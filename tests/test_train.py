@@ -94,3 +94,69 @@ def test_output_under_a_file_is_refused(tmp_path):
 def test_help_shows_defaults():
     result = run_cli("train", "--help")
     assert "--epochs" in result.stdout and "(default: 20)" in result.stdout
+
+
+def _extra_folder(root, mnist, per_digit=3):
+    import numpy as np
+
+    cv2 = pytest.importorskip("cv2")
+    for digit in range(10):
+        (root / str(digit)).mkdir(parents=True)
+        for k, i in enumerate(np.nonzero(mnist.test_labels == digit)[0][:per_digit]):
+            assert cv2.imwrite(str(root / str(digit) / f"{k}.png"), 255 - mnist.test_images[i])  # dark on light
+    return root
+
+
+def test_extra_digits_and_camera_model_train(tmp_path, mnist):
+    extra = _extra_folder(tmp_path / "extra", mnist)
+    out = tmp_path / "run"
+    run_cli("train", "--limit", "256", "--batch-size", "32", "--eval-limit", "100", "--epochs", "1",
+            "--camera", "0.5", "--extra", str(extra), "--extra-share", "0.25", "--out", str(out))
+    import torch
+
+    config = torch.load(out / "checkpoint.pt", weights_only=False)["config"]
+    assert config["extra"] == str(extra) and config["camera"] == 0.5 and config["extra_share"] == 0.25
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "no such folder"),
+    (lambda root: (root / "ten").mkdir(parents=True), "named 0-9"),
+    (lambda root: ((root / "3").mkdir(parents=True), (root / "3" / "x.png").write_bytes(b"junk")), "not an image"),
+])
+def test_bad_extra_folder_stops_before_anything_is_written(tmp_path, make, message):
+    root = tmp_path / "extra"
+    make(root)
+    out = tmp_path / "run"
+    result = run_cli("train", "--limit", "64", "--epochs", "1", "--extra", str(root), "--out", str(out), check=False)
+    assert result.returncode == 2 and message in result.stderr and "--extra" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_classifier_view_adds_the_extra_share_and_is_the_old_batch_without_it(mnist):
+    import torch
+
+    from digitvae.train.augment import augment
+    from digitvae.train.config import TrainConfig
+    from digitvae.train.train import as_tensors, classifier_view
+
+    x, y = as_tensors(mnist.test_images[:40], mnist.test_labels[:40])
+    extra = as_tensors(mnist.test_images[40:50], mnist.test_labels[40:50])
+    plain, labels = classifier_view(x, y, TrainConfig(), torch.Generator().manual_seed(1), None)
+    assert torch.equal(plain, augment(x, TrainConfig().augment, torch.Generator().manual_seed(1))) and torch.equal(labels, y)
+    view, labels = classifier_view(x, y, TrainConfig(camera=1.0, extra_share=0.25), torch.Generator().manual_seed(1), extra)
+    assert view.shape == (50, 1, 28, 28) and torch.equal(labels[:40], y)
+    assert set(labels[40:].tolist()) <= set(extra[1].tolist()) and 0 <= float(view.min()) and float(view.max()) <= 1
+
+
+def test_a_last_batch_of_one_image_joins_the_batch_before_it():
+    import torch
+
+    from digitvae.train.distributed import Batches, World
+
+    cpu = torch.device("cpu")
+    single = Batches(1025, 32, World(), seed=0, device=cpu)
+    sizes = [len(b) for b in single.epoch(1, torch.Generator())]
+    assert len(single) == len(sizes) == 32 and sizes[-1] == 33 and sum(sizes) == 1025
+    shards = [Batches(2050, 64, World(2, rank), seed=0, device=cpu) for rank in range(2)]
+    steps = [[len(b) for b in s.epoch(1, torch.Generator())] for s in shards]
+    assert steps[0] == steps[1] and len(steps[0]) == len(shards[0]) and steps[0][-1] == 33

@@ -17,6 +17,10 @@ class TrainConfig:
     gen_weight: float = 10.0  # generation/restyle consistency; 0 reproduces the plain seed
     outlier_weight: float = 0.5  # outlier exposure (Hendrycks et al. 2019 use 0.5); 0 = off
     augment: float = 0.5  # share of the classifier's batch shifted, rotated, scaled, re-stroked
+    camera: float = 0.0  # share of the classifier's batch passed through the camera model (blur, low
+    # resolution, shear, broken strokes, line ends, specks): what a photo does that the crop cannot undo
+    extra: str | None = None  # folder of extra labelled digits (a sub-folder per digit), e.g. real crops
+    extra_share: float = 0.1  # extra digits added to each classifier batch, as a share of its MNIST images
     latent_size: int = DEFAULT_LATENT_SIZE  # width of z
     seed: int = 0  # same seed, same machine, same result
     limit: int | None = None  # train on the first N images only (smoke runs)

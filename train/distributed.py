@@ -153,15 +153,19 @@ class Batches:
 
     def __len__(self) -> int:
         shard = len(self.sampler) if self.sampler is not None else self.images
-        return -(-shard // self.share)
+        return -(-shard // self.share) - (shard > self.share and shard % self.share == 1)
 
     def epoch(self, epoch: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         if self.sampler is None:
-            yield from torch.randperm(self.images, generator=generator, device=self.device).split(self.share)
-            return
-        self.sampler.set_epoch(epoch)
-        for indices in BatchSampler(self.sampler, self.share, drop_last=False):
-            yield torch.tensor(indices, device=self.device)
+            batches = list(torch.randperm(self.images, generator=generator, device=self.device).split(self.share))
+        else:
+            self.sampler.set_epoch(epoch)
+            batches = [torch.tensor(i, device=self.device) for i in BatchSampler(self.sampler, self.share, drop_last=False)]
+        # Batch norm cannot train on one image: a last batch of one joins the batch before it
+        # (every process's shard has the same length, so all of them do it together).
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches[-2:] = [torch.cat(batches[-2:])]
+        yield from batches
 
 
 @contextmanager

@@ -31,10 +31,12 @@ from torch import nn
 from torch.func import functional_call
 from tqdm import tqdm
 
+from digitvae.data.extra import load_extra
 from digitvae.runtime.spec import CHECKPOINT_FILE, NUM_CLASSES
 
 from . import checkpoint
 from .augment import augment
+from .camera_model import camera
 from .cli import check_writable
 from .config import TrainConfig
 from .device import autocast, autocast_dtype, make_deterministic, rng_state, set_rng_state
@@ -87,29 +89,45 @@ class Objective(nn.Module):
         self.model, self.judge = model, judge
         self.class_weight, self.gen_weight, self.outlier_weight = config.class_weight, config.gen_weight, config.outlier_weight
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, x_augmented: torch.Tensor, odd: torch.Tensor,
+    def forward(self, x: torch.Tensor, y: torch.Tensor, x_read: torch.Tensor, y_read: torch.Tensor, odd: torch.Tensor,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, its four terms detached: neg_elbo, ce, gen_ce, outlier_ce)."""
+        """(loss, its four terms detached: neg_elbo, ce, gen_ce, outlier_ce).
+
+        ``x``: the clean MNIST batch the VAE learns; ``x_read``: what the classifier and the
+        judge read, the same digits augmented first, then any extra digits (``y_read``)."""
         model, zero = self.model, torch.zeros((), device=x.device)
         mu, logvar = model.encoder(x)
         # Digits and outliers in one classifier pass, so batch norm sees them together
         # (as Hendrycks et al. do); the outliers' target is the uniform distribution.
-        logits = model.classifier(torch.cat([x_augmented, odd]))
+        logits = model.classifier(torch.cat([x_read, odd]))
         terms = model.loss_terms(x, y, mu, logvar, generator, logits=logits[: len(x)])
-        uniform_ce = -F.log_softmax(logits[len(x) :], dim=1).mean() if len(odd) else zero
+        read_ce = F.cross_entropy(logits[: len(x_read)], y_read)
+        uniform_ce = -F.log_softmax(logits[len(x_read) :], dim=1).mean() if len(odd) else zero
         gen = consistency_loss(model, mu, generator) if self.gen_weight > 0 else zero
-        judged = F.cross_entropy(self.judge(x_augmented), y)
-        classification = terms.classification + self.outlier_weight * uniform_ce
+        judged = F.cross_entropy(self.judge(x_read), y_read)
+        classification = read_ce + self.outlier_weight * uniform_ce
         loss = terms.neg_elbo + self.class_weight * classification + self.gen_weight * gen + judged
-        return loss, torch.stack([t.detach() for t in (terms.neg_elbo, terms.classification, gen, uniform_ce)])
+        return loss, torch.stack([t.detach() for t in (terms.neg_elbo, read_ce, gen, uniform_ce)])
 
 
 STEP_TERMS = ("neg_elbo", "ce", "gen_ce", "outlier_ce")
 
 
+def classifier_view(x: torch.Tensor, y: torch.Tensor, config: TrainConfig, generator: torch.Generator,
+                    extra: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the classifier and judge read of a batch: the MNIST digits plus ``extra_share`` of
+    extra digits drawn at random, augmented, then a share through the camera model."""
+    if extra is not None:
+        drawn = torch.randint(len(extra[0]), (max(1, round(config.extra_share * len(x))),), generator=generator,
+                              device=generator.device)
+        x, y = torch.cat([x, extra[0][drawn]]), torch.cat([y, extra[1][drawn]])
+    return camera(augment(x, config.augment, generator), config.camera, generator), y
+
+
 def train_one_epoch(step: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                     batches: Batches, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
-                    generator: torch.Generator, epoch: int, world: World, amp: torch.dtype | None) -> dict[str, float]:
+                    generator: torch.Generator, epoch: int, world: World, amp: torch.dtype | None,
+                    extra: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """One pass over this process's share of the data; the means are over every process's."""
     step.train()
     sums, count = dict.fromkeys(STEP_TERMS, 0.0), 0
@@ -119,10 +137,10 @@ def train_one_epoch(step: nn.Module, optimizer: torch.optim.Optimizer, scheduler
         # The VAE learns clean digits (the test set is clean, and augmented ones cost it
         # ~28 nats each); the classifier and judge, which read camera crops, see augmented ones.
         x, y = images[idx], labels[idx]
-        x_augmented = augment(x, config.augment, generator)
+        x_read, y_read = classifier_view(x, y, config, generator, extra)
         odd = outliers(len(x) // 2, x, y, generator) if config.outlier_weight > 0 else x[:0]
         with autocast(images.device, amp):
-            loss, terms = step(x, y, x_augmented, odd, generator)
+            loss, terms = step(x, y, x_read, y_read, odd, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -173,6 +191,7 @@ def train(config: TrainConfig, data: "Mnist", world: World = World(), device: to
     if config.threads:
         torch.set_num_threads(config.threads)
     fit_images, fit_labels, test_images, test_labels = (t.to(device) for t in select(data, config))
+    extra = tuple(t.to(device) for t in as_tensors(*load_extra(config.extra))) if config.extra else None
     batches = Batches(len(fit_images), config.batch_size, world, config.seed, device)
     if world.is_main:
         check_writable(out)
@@ -195,7 +214,7 @@ def train(config: TrainConfig, data: "Mnist", world: World = World(), device: to
         started = time.perf_counter()
         metrics = {"epoch": epoch}
         metrics.update(train_one_epoch(step, optimizer, scheduler, batches, fit_images, fit_labels,
-                                       config, generator, epoch, world, amp))
+                                       config, generator, epoch, world, amp, extra))
         metrics["epoch_seconds"] = time.perf_counter() - started
         world.sync_buffers(objective)
         metrics.update(evaluate(model, judge, test_images, test_labels, world=world))
