@@ -184,13 +184,13 @@ class DigitReader:
         """(tight box, normalised crop) of the groups whose ink is strong enough, at most
         ``max_digits`` of them, the largest first."""
         groups = sorted(groups, key=lambda g: -g.box[2] * g.box[3])
+        masks = [segment.group_mask(group, binary) for group in groups]
+        regions = [contrast[y:y + h, x:x + w] for (x, y, w, h), _ in masks]
+        strengths = [crops.ink_strength(region, strokes) for region, (_, strokes) in zip(regions, masks)]
+        least = crops.required_peak([peak for _, peak in strengths])
         out = []
-        for group in groups:
-            box, strokes = segment.group_mask(group, binary)
-            x, y, w, h = box
-            region = contrast[y:y + h, x:x + w]
-            core, peak = crops.ink_strength(region, strokes)
-            if peak < crops.MIN_PEAK or h < self.min_height:
+        for (box, strokes), region, (core, peak) in zip(masks, regions, strengths):
+            if peak < least or box[3] < self.min_height:
                 continue  # faint (a rule, a smudge, a shadow edge), or only specks
             if _line_stretch(contrast, box, strokes, core):
                 continue  # a piece of a ruled or grid line

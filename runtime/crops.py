@@ -24,13 +24,21 @@ cv2 = require("cv2", "normalising digit crops")
 CORE_QUANTILE: Final = 0.5  # of the stroke pixels' contrast: the level that becomes 1
 PEAK_QUANTILE: Final = 0.9  # of the same: how strong the ink is ...
 MIN_PEAK: Final = 80  # ... which must reach this (contrast 0..255) for written ink; rules,
-# smudges and shadow edges that slip through the threshold are fainter.
+# smudges and shadow edges that slip through the threshold are fainter ...
+FAINT_PEAK: Final = 60  # ... unless the frame's writing is faint itself (soft pencil, a blurred
+PEAK_SHARE: Final = 0.6  # photo): then this share of its strongest peak, but never below FAINT_PEAK
 EDGE_SHARE: Final = 0.5  # contrast below this share of the core level becomes 0
 #: MNIST's pen: strokes thinner than this (pixels of the 28x28 crop, measured as 2 x ink /
 #: total variation) are drawn bolder before the crop is shrunk. MNIST's median is 1.86 and
 #: its 5th percentile 1.3; a thin pen on a large digit shrinks to a hair the classifier never saw.
 MIN_PEN: Final = 1.6
 _DILATE: Final = np.ones((3, 3), np.uint8)
+
+
+def required_peak(peaks: list[float]) -> float:
+    """The peak a candidate's ink must reach, given every candidate's of the frame: MIN_PEAK,
+    lowered (to PEAK_SHARE of the strongest, at least FAINT_PEAK) where all the writing is faint."""
+    return min(MIN_PEAK, max(FAINT_PEAK, PEAK_SHARE * max(peaks, default=0.0)))
 
 
 def ink_strength(contrast: np.ndarray, strokes: np.ndarray) -> tuple[float, float]:

@@ -41,7 +41,7 @@ POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than 
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
 MIN_BOARD: Final = 32  # the same for a board, dark by nature
 CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board = contrast 255
-INK_FLOOR: Final = 60  # lowest ink threshold, contrast 0..255 (~24% darker than paper)
+INK_FLOOR: Final = 50  # lowest ink threshold, contrast 0..255 (~20% darker than paper): soft pencil passes
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
