@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=spec.OPSET, help="ONNX opset")
     parser.add_argument("--int8", action="store_true", help="also quantize (static QDQ, per-channel) and keep the int8 graphs that earn their place")
     parser.add_argument("--ort", action="store_true", help="also write ORT-format graphs and the operator list for a reduced onnxruntime build")
+    parser.add_argument("--calibrate-camera", type=float, default=0.0, metavar="SHARE",
+                        help="is_digit is calibrated on MNIST's validation digits and copies of this share of them passed through the camera model")
+    parser.add_argument("--calibrate-extra", type=Path, default=None, metavar="DIR",
+                        help="... and on these labelled digits too (DIR/0/*.png ... DIR/9/*, e.g. digitvae bench --real --dump-crops)")
     parser.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default: $DIGITVAE_DATA, else the cache)")
 
 
@@ -27,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from .export import run_export
 
     written = run_export(args.checkpoint, args.out, load_mnist(args.data_dir), opset=args.opset,
-                         int8=args.int8, ort_format=args.ort)
+                         int8=args.int8, ort_format=args.ort, calibrate_camera=args.calibrate_camera,
+                         calibrate_extra=args.calibrate_extra)
     for path in written:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -26,14 +26,40 @@ from .golden import write_golden
 from .graphs import export_graphs
 
 CALIBRATION_SEED = 0  # the score's noise; the runtime's is_digit uses seed 0 too
+CAMERA_SEED = 0  # the camera model's draws over the calibration digits
+Extra = tuple[np.ndarray, str]  # labelled digits, uint8 (N, 28, 28), and where they came from
 
 
-def thresholds_for(folder: Path, data: Mnist) -> dict[str, Any]:
-    """Calibrate the is-digit thresholds with the runtime itself, on the validation slice."""
-    vae = RuntimeVAE.load(folder)
+def calibration_digits(data: Mnist, camera_share: float = 0.0, extra: Extra | None = None) -> tuple[np.ndarray, str]:
+    """The digits is_digit is calibrated on, float32 (N, 28, 28), and a line saying what
+    they are: MNIST's validation slice; copies of its first ``camera_share`` passed through
+    the training camera model (camera crops are not MNIST's); and the ``extra`` folder's
+    digits (e.g. the reader's crops of real digits: (uint8 images, where they came from))."""
     images = data.validation_split()[0].astype(np.float32) / 255.0
+    parts, said = [images], [f"{len(images)} MNIST validation digits"]
+    if camera_share > 0:
+        import torch
+
+        from digitvae.train.augment import augment
+        from digitvae.train.camera_model import camera
+
+        n = int(round(camera_share * len(images)))
+        generator = torch.Generator().manual_seed(CAMERA_SEED)
+        photographed = camera(augment(torch.from_numpy(images[:n, None]), 1.0, generator), 1.0, generator)
+        parts.append(photographed[:, 0].numpy())
+        said.append(f"{n} of them through the camera model")
+    if extra is not None:
+        parts.append(extra[0].astype(np.float32) / 255.0)
+        said.append(f"{len(extra[0])} digits of {extra[1]}")
+    return np.concatenate(parts), ", ".join(said)
+
+
+def thresholds_for(folder: Path, data: Mnist, camera_share: float = 0.0, extra: Extra | None = None) -> dict[str, Any]:
+    """Calibrate the is-digit thresholds with the runtime itself, on :func:`calibration_digits`."""
+    vae = RuntimeVAE.load(folder)
+    images, said = calibration_digits(data, camera_share, extra)
     score, probabilities = vae._score(images[:, None], CALIBRATION_SEED)
-    return calibrate(score, probabilities, images).to_manifest()
+    return {**calibrate(score, probabilities, images).to_manifest(), "calibrated_on": said}
 
 
 def write_manifest(folder: Path, state: dict[str, Any], thresholds: dict[str, Any] | None,
@@ -64,11 +90,17 @@ def move_into(staging: Path, out: Path) -> list[Path]:
 
 
 def run_export(checkpoint_path: Path, out: Path, data: Mnist, *, opset: int = spec.OPSET,
-               int8: bool = False, ort_format: bool = False) -> list[Path]:
+               int8: bool = False, ort_format: bool = False, calibrate_camera: float = 0.0,
+               calibrate_extra: Path | None = None) -> list[Path]:
     from digitvae.train.checkpoint import load_model
     from digitvae.train.cli import check_writable
 
     model, _, state = load_model(checkpoint_path)
+    extra = None
+    if calibrate_extra is not None:  # a bad folder stops the export before anything is written
+        from digitvae.data.extra import load_extra
+
+        extra = (load_extra(calibrate_extra)[0], calibrate_extra.name)
     check_writable(out)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" x12
     logging.getLogger("onnxscript").setLevel(logging.CRITICAL)  # its own traceback before our one-line error
@@ -79,7 +111,7 @@ def run_export(checkpoint_path: Path, out: Path, data: Mnist, *, opset: int = sp
         export_graphs(model, staging, opset, metadata)
         write_golden(model, data.test_images, data.test_labels, staging / spec.GOLDEN_FILE)
         write_manifest(staging, state, None, None)  # first without thresholds: the runtime calibrates them
-        thresholds = thresholds_for(staging, data)
+        thresholds = thresholds_for(staging, data, calibrate_camera, extra)
         quantization = None
         if int8:
             from .quantize import quantize_all

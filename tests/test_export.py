@@ -131,3 +131,27 @@ def test_export_errors_are_one_line(tmp_path, tiny_run):
     blocker.write_text("x")
     unwritable = run_cli("export", "--checkpoint", str(tiny_run / "checkpoint.pt"), "--out", str(blocker / "o"), check=False)
     assert unwritable.returncode == 2 and "cannot write to the output folder" in unwritable.stderr
+
+
+def test_a_bad_calibration_folder_stops_the_export_before_anything_is_written(tmp_path, tiny_run):
+    out = tmp_path / "o"
+    result = run_cli("export", "--checkpoint", str(tiny_run / "checkpoint.pt"), "--out", str(out),
+                     "--calibrate-extra", str(tmp_path / "missing"), check=False)
+    assert result.returncode == 2 and "no such folder" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_calibration_digits_are_mnist_camera_copies_and_extra_digits(mnist):
+    from digitvae.export.export import calibration_digits
+
+    validation = len(mnist.validation_split()[0])
+    plain, said = calibration_digits(mnist)
+    assert plain.shape == (validation, 28, 28) and said == f"{validation} MNIST validation digits"
+    extra = (np.full((3, 28, 28), 255, np.uint8), "crops")
+    images, said = calibration_digits(mnist, camera_share=0.1, extra=extra)
+    photographed = int(round(0.1 * validation))
+    assert images.shape == (validation + photographed + 3, 28, 28) and images.dtype == np.float32
+    assert said == f"{validation} MNIST validation digits, {photographed} of them through the camera model, 3 digits of crops"
+    np.testing.assert_array_equal(images[:validation], plain)
+    assert not np.allclose(images[validation:validation + photographed], plain[:photographed])  # changed by the model
+    assert (images[-3:] == 1.0).all() and 0 <= images.min() and images.max() <= 1
