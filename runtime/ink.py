@@ -35,6 +35,8 @@ MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 2
 POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is judged:
 # small digits (24 px in a 480 px frame) must still be a few pixels tall there.
 POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
+BOARD_MAX: Final = 128  # with no strokes, a board's typical (median) pixel is darker than this
+BOARD_RANGE: Final = (0.01, 0.5, 0.999)  # quantiles: a frame's darkest, typical and brightest (sparse chalk too)
 POLARITY_WEAK: Final = 45  # tails (summed) below this on both sides: no strokes at all
 POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is estimated
 POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
@@ -164,8 +166,12 @@ def _light_ink(small: np.ndarray) -> bool:
     if max(dark, bright) < POLARITY_WEAK:
         # No strokes stand out (a blank page or board): the surface's own brightness
         # decides, so that its texture is never mistaken for ink of the other polarity.
-        return _tails(small, (0.5,)) < 128
-    return bright > dark
+        return _tails(small, (0.5,)) < BOARD_MAX
+    # Chalk needs a board: paper with a dark rim (a grid's thick line, the desk beyond a
+    # cell) has bright responses beside the rim too, but its typical pixel is nearer its
+    # brightest than its darkest; a board's is nearer its darkest (chalk is brighter still).
+    darkest, typical, brightest = (_tails(small, (q,)) for q in BOARD_RANGE)
+    return bright > dark and typical - darkest < brightest - typical
 
 
 def _quantile(values: np.ndarray, q: float) -> float:

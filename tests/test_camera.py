@@ -577,3 +577,16 @@ def test_the_ink_a_candidate_needs_follows_the_frames_strongest_writing():
     assert required_peak([200.0, 70.0]) == MIN_PEAK  # dark writing: faint marks beside it are not ink
     assert required_peak([]) == required_peak([10.0]) == FAINT_PEAK  # never below the faint bar
     assert FAINT_PEAK < required_peak([110.0]) == PEAK_SHARE * 110.0 < MIN_PEAK
+
+
+def test_a_cell_with_a_dark_rim_is_dark_ink_on_paper(mnist):
+    # A sudoku cell cut from a photo: a thick grid line and the desk along two sides, soft
+    # pencil inside. Beside the rim the paper stands out brighter, as chalk would on a board.
+    from digitvae.runtime import ink
+
+    cell = np.full((64, 64), 185, np.float32)
+    cell[12:56, 16:60] *= 1 - 0.5 * cv2.resize(clear_digits(mnist, [7])[0], (44, 44)).astype(np.float32) / 255
+    cell[:, :8], cell[-6:, :] = 60, 90
+    cell = cell.astype(np.uint8)
+    assert not ink.ink_map(cell).light_ink
+    assert any(x >= 16 and y >= 12 and w > 10 for x, y, w, _ in DigitReader(FakeVAE()).locate(cell).boxes)
