@@ -4,7 +4,7 @@
    "4" in two pieces): pieces that share a column range and sit close above one another;
    then pieces of a digit broken in halves, judged by the frame's own digit height.
    Groups are kept by size and aspect.
-4. :func:`reading_order`: boxes clustered into lines by vertical overlap, lines top to
+4. :func:`reading_order`: boxes chained into lines by neighbours that overlap, lines top to
    bottom, boxes left to right.
 
 Steps 1 and 2 (the ink map and its strokes) are in :mod:`.ink`.
