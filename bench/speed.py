@@ -290,7 +290,8 @@ def _camera_lines(results: dict[str, Any]) -> list[str]:
 def add_arguments(parser: Any) -> None:
     parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
     parser.add_argument("--quick", action="store_true", help="a few runs of everything: checks the report, not the figures")
-    parser.add_argument("--output", default="BENCHMARKS.md", help="Markdown report to write")
+    parser.add_argument("--output", default=None, help="write the Markdown report here (default: print it); "
+                        "BENCHMARKS.md is assembled by benchmarks/report.py from such files")
     parser.add_argument("--json", default=None, help="also write every figure as JSON here")
     parser.add_argument("--data-dir", default=None, help="folder of MNIST IDX files (default: $DIGITVAE_DATA, else the cache)")
     parser.add_argument("--real", default=None, metavar="DIR",
@@ -311,11 +312,14 @@ def run(args: Any) -> int:
 
     plan = Plan.quick() if args.quick else Plan()
     results = measure(Path(args.artifacts) if args.artifacts else None, plan, load_mnist(args.data_dir))
-    Path(args.output).write_text(markdown(results))
+    if args.output:
+        Path(args.output).write_text(markdown(results))
+        print(f"wrote {args.output}")
+    else:
+        print(markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.output}")
     return 0
 
 
-COMMAND = Command(help="measure speed, size, memory and accuracy; write BENCHMARKS.md", add_arguments=add_arguments, run=run)
+COMMAND = Command(help="measure speed, size, memory and accuracy (or, with --real DIR, reading real photos)", add_arguments=add_arguments, run=run)
