@@ -18,9 +18,10 @@ import numpy as np
 from digitvae.runtime import spec
 from digitvae.data.mnist import Mnist
 from digitvae.runtime.model import DigitVAE as RuntimeVAE
-from digitvae.runtime.novelty import calibrate
+from digitvae.runtime.novelty import Thresholds, calibrate, widen_profile
 
 from . import manifest
+from .cli import CALIBRATE_CAMERA
 from .flops import flops_per_image
 from .golden import write_golden
 from .graphs import export_graphs
@@ -55,11 +56,21 @@ def calibration_digits(data: Mnist, camera_share: float = 0.0, extra: Extra | No
 
 
 def thresholds_for(folder: Path, data: Mnist, camera_share: float = 0.0, extra: Extra | None = None) -> dict[str, Any]:
-    """Calibrate the is-digit thresholds with the runtime itself, on :func:`calibration_digits`."""
+    """Calibrate the is-digit thresholds with the runtime itself: every test and gate on
+    MNIST's validation digits, then the profile test widened (:func:`widen_profile`) to
+    :func:`calibration_digits` when they hold camera-model copies or extra digits."""
     vae = RuntimeVAE.load(folder)
+
+    def calibrated(images: np.ndarray) -> Thresholds:
+        return calibrate(*vae._score(images[:, None], CALIBRATION_SEED), images)
+
     images, said = calibration_digits(data, camera_share, extra)
-    score, probabilities = vae._score(images[:, None], CALIBRATION_SEED)
-    return {**calibrate(score, probabilities, images).to_manifest(), "calibrated_on": said}
+    validation = len(data.validation_split()[0])
+    thresholds = calibrated(images[:validation])
+    if len(images) > validation:
+        thresholds = widen_profile(thresholds, calibrated(images))
+        said = f"the profile test: {said}; the other tests and the gates: the MNIST validation digits alone"
+    return {**thresholds.to_manifest(), "calibrated_on": said}
 
 
 def write_manifest(folder: Path, state: dict[str, Any], thresholds: dict[str, Any] | None,
@@ -90,7 +101,7 @@ def move_into(staging: Path, out: Path) -> list[Path]:
 
 
 def run_export(checkpoint_path: Path, out: Path, data: Mnist, *, opset: int = spec.OPSET,
-               int8: bool = False, ort_format: bool = False, calibrate_camera: float = 0.0,
+               int8: bool = False, ort_format: bool = False, calibrate_camera: float = CALIBRATE_CAMERA,
                calibrate_extra: Path | None = None) -> list[Path]:
     from digitvae.train.checkpoint import load_model
     from digitvae.train.cli import check_writable

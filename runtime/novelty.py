@@ -1,4 +1,5 @@
-"""Is this a digit at all? Thresholds calibrated on MNIST's validation slice.
+"""Is this a digit at all? Thresholds calibrated on MNIST's validation slice (and, at export, on
+camera-model copies of it: the manifest's ``calibrated_on`` says which).
 
 The negative ELBO alone is not enough: a blank or near-blank crop is *easy* to reconstruct
 and scores lower than a real digit (about 35 nats against about 100), and simple shapes (a
@@ -314,6 +315,17 @@ def calibrate(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray,
                    max_spokes=tuple(bound if digit in STAR_DIGITS else 1.0 for digit, bound in
                                     enumerate(_per_digit_bounds(spokes(images), read, 1 - star_spokes_tail))),
                    star_half_turn=_per_digit_bounds(turned, read, 1 - star_half_turn_tail))
+
+
+#: The profile test's fields (see :func:`widen_profile`).
+PROFILE_FIELDS: Final = ("mean", "covariance", "floors", "max_distance", "shape_survival")
+
+
+def widen_profile(thresholds: Thresholds, wider: Thresholds) -> Thresholds:
+    """``thresholds`` with the profile test of ``wider``, calibrated on more varied digits
+    (MNIST's and camera-like ones: a camera changes a crop's shape profile most); the
+    confidence and joint tests and the gates keep ``thresholds``' bounds."""
+    return replace(thresholds, **{name: getattr(wider, name) for name in PROFILE_FIELDS})
 
 
 def _survival_table(values: np.ndarray) -> tuple[float, ...]:

@@ -354,9 +354,25 @@ def test_an_assessment_carries_each_tests_value(vae, test_images):
 
 def test_blank_and_near_blank_crops_are_rejected(vae):
     assert not vae.is_digit(nondigits("blank", 4)).any()
-    assert vae.is_digit(nondigits("near_blank", 50)).mean() <= 0.05
+    # Since the profile test is calibrated on camera-model copies too, 8.6% of 500 near-blank
+    # crops pass (0% before; benchmarks/bench_isdigit.py): the price of reading real digits.
+    assert vae.is_digit(nondigits("near_blank", 50)).mean() <= 0.15
 
 
 def test_test_digits_are_accepted(vae, test_images):
     images, _ = test_images
     assert vae.is_digit(images[:500]).mean() >= 0.98
+
+
+def test_the_profile_test_widened_on_camera_digits_leaves_the_other_bounds(shipped_vae):
+    from dataclasses import fields, replace
+
+    from digitvae.runtime.novelty import PROFILE_FIELDS, widen_profile
+
+    shipped = shipped_vae.thresholds
+    wider = replace(shipped, max_distance=2 * shipped.max_distance, min_confidence=(0.0,) * 10, max_joint=1e9)
+    widened = widen_profile(shipped, wider)
+    for field in fields(shipped):
+        expected = wider if field.name in PROFILE_FIELDS else shipped
+        assert getattr(widened, field.name) == getattr(expected, field.name), field.name
+    assert "camera model" in shipped_vae.artifacts.manifest["thresholds"]["calibrated_on"]
