@@ -19,7 +19,7 @@ def reading_order(boxes: Sequence[Box]) -> list[tuple[int, int]]:
     A line is a chain of neighbours: each box links to the nearest box on its right whose
     rows overlap its own, and the shortest links are taken first, one on each side of a
     box. A line written at a slant is then one line, which a single band of rows for
-    the whole line would cut in two. Lines run top to bottom by their middle box's centre,
+    the whole line would cut in two. Lines run top to bottom by their boxes' median centre,
     boxes left to right."""
     right, left = _links(boxes)
     lines = []

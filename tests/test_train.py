@@ -160,3 +160,11 @@ def test_a_last_batch_of_one_image_joins_the_batch_before_it():
     shards = [Batches(2050, 64, World(2, rank), seed=0, device=cpu) for rank in range(2)]
     steps = [[len(b) for b in s.epoch(1, torch.Generator())] for s in shards]
     assert steps[0] == steps[1] and len(steps[0]) == len(shards[0]) and steps[0][-1] == 33
+
+
+@pytest.mark.parametrize("flag, value", [("--camera", "1.5"), ("--augment", "-0.1"), ("--extra-share", "0")])
+def test_shares_outside_their_range_are_refused(tmp_path, flag, value):
+    out = tmp_path / "run"
+    result = run_cli("train", "--limit", "64", "--epochs", "1", flag, value, "--out", str(out), check=False)
+    assert result.returncode == 2 and f"{flag} " in result.stderr and "expected a share" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()

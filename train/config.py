@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.spec import DEFAULT_LATENT_SIZE
 
 
@@ -31,3 +32,10 @@ class TrainConfig:
     resume: bool = False  # continue from out_dir/resume.pt, bit-for-bit
     device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps
     amp: bool = False  # bfloat16 autocast for the training step (CUDA only)
+
+    def __post_init__(self) -> None:
+        for flag, share in (("--augment", self.augment), ("--camera", self.camera)):
+            if not 0.0 <= share <= 1.0:
+                raise DigitVAEError(f"{flag} {share}: expected a share of the batch, from 0 to 1")
+        if not 0.0 < self.extra_share <= 1.0:
+            raise DigitVAEError(f"--extra-share {self.extra_share}: expected a share of the batch above 0, at most 1")
