@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.runtime import camera, novelty, spec  # noqa: E402
+from digitvae.runtime import camera, ink, novelty, spec  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
 from digitvae.bench.evaluate import evaluate_reader  # noqa: E402
 from digitvae.data.frames import FrameGenerator  # noqa: E402
@@ -60,14 +60,15 @@ def gen(mnist) -> FrameGenerator:
 
 
 def paper(digits: list[np.ndarray], places: list[tuple[int, int]], height: int,
-          size: tuple[int, int] = (480, 640)) -> np.ndarray:
+          size: tuple[int, int] = (480, 640), ink: float = 0.85) -> np.ndarray:
     """Gray uint8 paper with MNIST digits (uint8 28x28, white ink) drawn as dark ink,
-    ``height`` pixels tall, top-left corners at ``places``."""
+    ``height`` pixels tall, top-left corners at ``places``; ``ink``: the share of the
+    paper's brightness a stroke's core takes away (soft pencil: about a fifth)."""
     page = np.full(size, 230, np.uint8)
     for image, (x, y) in zip(digits, places):
-        ink = cv2.resize(image, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        strokes = cv2.resize(image, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
         region = page[y:y + height, x:x + height].astype(np.float32)
-        page[y:y + height, x:x + height] = np.clip(region * (1 - 0.85 * np.clip(ink, 0, 1)), 0, 255).astype(np.uint8)
+        page[y:y + height, x:x + height] = np.clip(region * (1 - ink * np.clip(strokes, 0, 1)), 0, 255).astype(np.uint8)
     return page
 
 
@@ -178,6 +179,9 @@ def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
 
 
 def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
+    # Where the ink stage cannot erase a line (one that leans out of its band, or stops
+    # short of the frame's edges), this rule still drops its stretches.
+    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:303] = 165  # a grid line, fainter than ink ...
     page[200:260, 300:303] = 110  # ... darker for a stretch, as ink
@@ -189,6 +193,7 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
 
 
 def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
+    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # lines the ink stage cannot erase
     # The stretch starts 4 px below the frame's top: the line runs on above it only as far
     # as the frame shows, which is enough to tell.
     page = np.full((480, 640), 230, np.uint8)
@@ -198,6 +203,29 @@ def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(mo
     assert [box[0] for box in DigitReader(FakeVAE()).locate(page).boxes] == [450]
     monkeypatch.setattr(camera, "EDGE_ROWS", 100)  # without looking up to the edge, both
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
+
+
+def test_lines_across_the_whole_frame_are_erased_and_faint_pencil_between_them_is_read(mnist, monkeypatch):
+    # A sudoku cell: dark grid lines along its edges, a faint pencil "7" inside. The lines'
+    # contrast would set the ink threshold above the pencil's.
+    cell = paper(clear_digits(mnist, [7]), [(18, 14)], 40, size=(72, 72), ink=0.3)
+    cell[2:5, :] = cell[:, 66:69] = 40
+    found = DigitReader(FakeVAE()).locate(cell)
+    assert len(found.boxes) == 1
+    x, y, w, h = found.boxes[0]
+    assert 14 <= x and x + w <= 62 and h >= 25  # the whole digit, and no line
+    contrast = ink.ink_map(cell).contrast
+    assert contrast[2:5].max() == 0 and contrast[:, 66:69].max() == 0 and contrast[20:50, 20:50].max() > 50
+    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # without the erasing, not whole
+    assert not any(b[3] >= 25 and 14 <= b[0] and b[0] + b[2] <= 62 for b in DigitReader(FakeVAE()).locate(cell).boxes)
+
+
+def test_a_digit_crossed_by_an_erased_line_stays_whole(mnist):
+    page = paper(clear_digits(mnist, [0]), [(150, 200)], 50)
+    page[224:227, :] = np.minimum(page[224:227, :], 60)  # a dark ruled line through the "0"
+    assert ink.ink_map(page).contrast[224:227, :100].max() == 0  # erased beside the digit ...
+    boxes = DigitReader(FakeVAE()).locate(page).boxes
+    assert len(boxes) == 1 and boxes[0][3] >= 30  # ... mended where the digit crosses it (whole: 36 px)
 
 
 def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch):
@@ -217,6 +245,7 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
 
 
 def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch):
+    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # lines the ink stage cannot erase
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:302] = page[240:242, :] = 165  # grid lines, fainter than ink ...
     page[225:257, 300:302] = page[240:242, 285:317] = 110  # ... darker where they cross: a +
