@@ -55,6 +55,11 @@ MEND_GAP: Final = 9
 _CROSSING_V: Final = np.ones((MEND_GAP, 1), np.uint8)
 _CROSSING_H: Final = np.ones((1, MEND_GAP), np.uint8)
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
+#: A stroke goes on, fainter, down to this share of the ink threshold where it touches ink
+#: above it (hysteresis): soft pencil is faint along much of its length, and broke in pieces.
+HYSTERESIS: Final = 0.7
+NOISE_LEVELS: Final = 4.0  # ... but not below this many times the frame's pixel noise
+NOISE_QUANTILE: Final = 0.9  # of the pixels' differences from their 3x3 median: the noise level
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
 MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
@@ -250,7 +255,7 @@ def ink_threshold(contrast: np.ndarray) -> int:
 def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Strokes:
     """The ink pixels and their connected components (see step 2)."""
     threshold = ink_threshold(contrast)
-    _, binary = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)
+    binary = _hysteresis(contrast, threshold)
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
     pieces: list[Piece] = []
     for piece in _components(binary, (0, 0), factor):
@@ -263,6 +268,30 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     if len(pieces) > MAX_PIECES:  # keep the largest strokes; the rest is texture
         pieces = sorted(pieces, key=lambda p: -p.area)[:MAX_PIECES]
     return Strokes(binary=binary, pieces=pieces)
+
+
+def _hysteresis(contrast: np.ndarray, threshold: int) -> np.ndarray:
+    """Binary uint8 (255 = ink): the pixels above ``threshold``, and the fainter pixels
+    connected to them down to ``HYSTERESIS`` of it (a soft pencil stroke is faint along much
+    of its length), but never down into the frame's pixel noise (``NOISE_LEVELS``)."""
+    _, strong = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)
+    low = max(HYSTERESIS * threshold, NOISE_LEVELS * pixel_noise(contrast))
+    if low >= threshold:
+        return strong
+    _, weak = cv2.threshold(contrast, low, 255, cv2.THRESH_BINARY)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    keep = np.zeros(n, np.uint8)
+    keep[labels[strong > 0]] = 255
+    keep[0] = 0
+    return keep[labels]
+
+
+def pixel_noise(contrast: np.ndarray) -> float:
+    """The frame's pixel noise in contrast units: the 90th percentile of each pixel's
+    difference from its 3x3 median (strokes are wider than a pixel, so they barely show),
+    on every other row and column (the same estimate at a quarter of the cost)."""
+    sample = np.ascontiguousarray(contrast[::2, ::2]) if min(contrast.shape) >= 64 else contrast
+    return _quantile(cv2.absdiff(sample, cv2.medianBlur(sample, 3)), NOISE_QUANTILE)
 
 
 def _components(binary: np.ndarray, origin: tuple[int, int], factor: int) -> list[Piece]:
