@@ -91,8 +91,10 @@ def bolder(crops: np.ndarray) -> np.ndarray:
 
 def stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: 2 x ink / total variation (a bar w pixels wide gives w)."""
-    variation = float(np.abs(np.diff(ink, axis=0)).sum() + np.abs(np.diff(ink, axis=1)).sum())
-    return 2.0 * float(ink.sum()) / max(variation, 1e-6)
+    ink = np.asarray(ink, np.float32)
+    # cv2.norm of two shifted views: the L1 of the differences without numpy's temporaries.
+    variation = cv2.norm(ink[1:], ink[:-1], cv2.NORM_L1) + cv2.norm(ink[:, 1:], ink[:, :-1], cv2.NORM_L1)
+    return 2.0 * float(cv2.sumElems(ink)[0]) / max(variation, 1e-6)
 
 
 def _widen(ink: np.ndarray, least: float) -> np.ndarray:

@@ -60,6 +60,7 @@ INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
 HYSTERESIS: Final = 0.7
 NOISE_LEVELS: Final = 4.0  # ... but not below this many times the frame's pixel noise
 NOISE_QUANTILE: Final = 0.9  # of the pixels' differences from their 3x3 median: the noise level
+NOISE_SAMPLE: Final = 120  # rows (and columns) on the shorter side that it is measured on, at least
 HALF_RES_MIN_SIDE: Final = 200  # frames at least this size find components at half size
 MAX_HOLES: Final = 3  # enclosed background regions a digit can have ("8": 2, plus one spare)
 MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
@@ -172,6 +173,8 @@ def _full_runs(inked: np.ndarray, rows: bool) -> np.ndarray | None:
     h, w = inked.shape
     n = max(3, int(LINE_REACH * (w if rows else h)))
     band = cv2.dilate(inked, np.ones((LINE_BAND, 1) if rows else (1, LINE_BAND), np.uint8))
+    if cv2.reduce(band, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max() < n:
+        return None  # no row (column) holds that much ink at all: most frames
     window = (n, 1) if rows else (1, n)  # (width, height)
     full = cv2.boxFilter(band, cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) >= n
     if not full.any():
@@ -255,10 +258,13 @@ def ink_threshold(contrast: np.ndarray) -> int:
 def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Strokes:
     """The ink pixels and their connected components (see step 2)."""
     threshold = ink_threshold(contrast)
-    binary = _hysteresis(contrast, threshold)
+    weak = weak_threshold(contrast, threshold)
+    _, binary = cv2.threshold(contrast, weak, 255, cv2.THRESH_BINARY)
+    # Hysteresis: only the components of the weaker ink that hold some ink above the threshold.
+    seeds = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)[1] if weak < threshold else None
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
     pieces: list[Piece] = []
-    for piece in _components(binary, (0, 0), factor):
+    for piece in _components(binary, (0, 0), factor, seeds):
         if (_oversize(piece.box, max_height, min_height) or _too_wide(piece.box, min_height)
                 or _netlike(piece, min_height)):
             pieces.extend(_split_kept(contrast, binary, piece, threshold, min_height, max_height))
@@ -270,52 +276,57 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     return Strokes(binary=binary, pieces=pieces)
 
 
-def _hysteresis(contrast: np.ndarray, threshold: int) -> np.ndarray:
-    """Binary uint8 (255 = ink): the pixels above ``threshold``, and the fainter pixels
-    connected to them down to ``HYSTERESIS`` of it (a soft pencil stroke is faint along much
-    of its length), but never down into the frame's pixel noise (``NOISE_LEVELS``)."""
-    _, strong = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)
-    low = max(HYSTERESIS * threshold, NOISE_LEVELS * pixel_noise(contrast))
-    if low >= threshold:
-        return strong
-    _, weak = cv2.threshold(contrast, low, 255, cv2.THRESH_BINARY)
-    n, labels = cv2.connectedComponents(weak, connectivity=8)
-    keep = np.zeros(n, np.uint8)
-    keep[labels[strong > 0]] = 255
-    keep[0] = 0
-    return keep[labels]
+def weak_threshold(contrast: np.ndarray, threshold: int) -> int:
+    """How far down a stroke that reaches ``threshold`` somewhere is followed (hysteresis):
+    ``HYSTERESIS`` of it (a soft pencil stroke is faint along much of its length), but never
+    down into the frame's pixel noise (``NOISE_LEVELS``); ``threshold`` itself where the
+    noise forbids going lower."""
+    return int(min(threshold, max(HYSTERESIS * threshold, NOISE_LEVELS * pixel_noise(contrast))))
 
 
 def pixel_noise(contrast: np.ndarray) -> float:
     """The frame's pixel noise in contrast units: the 90th percentile of each pixel's
     difference from its 3x3 median (strokes are wider than a pixel, so they barely show),
-    on every other row and column (the same estimate at a quarter of the cost)."""
-    sample = np.ascontiguousarray(contrast[::2, ::2]) if min(contrast.shape) >= 64 else contrast
+    on a sample of rows and columns (``NOISE_SAMPLE`` of each on the shorter side: the
+    noise is the same everywhere, and a sample costs far less)."""
+    step = max(1, min(contrast.shape) // NOISE_SAMPLE)
+    sample = np.ascontiguousarray(contrast[::step, ::step]) if step > 1 else contrast
     return _quantile(cv2.absdiff(sample, cv2.medianBlur(sample, 3)), NOISE_QUANTILE)
 
 
-def _components(binary: np.ndarray, origin: tuple[int, int], factor: int) -> list[Piece]:
+def _components(binary: np.ndarray, origin: tuple[int, int], factor: int,
+                seeds: np.ndarray | None = None) -> list[Piece]:
     """8-connected components of ``binary`` (frame pixels, its [0, 0] at frame pixel
     ``origin``), labelled at 1/``factor`` size; an ink pixel anywhere in a block marks
-    the block, so thin strokes stay connected."""
+    the block, so thin strokes stay connected. With ``seeds`` (uint8, 255 = ink, the same
+    size), only the components that hold a seed pixel."""
     h, w = binary.shape
-    if factor > 1:
-        hd, wd = h // factor, w // factor
-        if hd == 0 or wd == 0:
-            return []
-        small = cv2.resize(binary[: hd * factor, : wd * factor], (wd, hd), interpolation=cv2.INTER_AREA)
-        _, small = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)
-    else:
-        small = binary
+    if factor > 1 and (h // factor == 0 or w // factor == 0):
+        return []
+    small = _blocks(binary, factor)
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(small, 8, cv2.CV_32S, cv2.CCL_BBDT)
     if n <= 1:
         return []
-    keep = np.nonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_AREA)[0] + 1
+    big = stats[:, cv2.CC_STAT_AREA] >= MIN_AREA
+    if seeds is not None:
+        seeded = np.zeros(n, bool)
+        seeded[labels[_blocks(seeds, factor) > 0]] = True
+        big &= seeded
+    keep = np.nonzero(big[1:])[0] + 1
     ox, oy = origin
     dx, dy = ox // factor, oy // factor
     return [Piece(box=(int(s[0]) * factor + ox, int(s[1]) * factor + oy, int(s[2]) * factor, int(s[3]) * factor),
                   area=int(s[4]), labels=labels, label=int(i), origin=(dx, dy), factor=factor)
             for i, s in zip(keep, stats[keep])]
+
+
+def _blocks(binary: np.ndarray, factor: int) -> np.ndarray:
+    """Binary uint8 at 1/``factor`` size: a block is ink where any of its pixels is."""
+    if factor == 1:
+        return binary
+    hd, wd = binary.shape[0] // factor, binary.shape[1] // factor
+    small = cv2.resize(binary[: hd * factor, : wd * factor], (wd, hd), interpolation=cv2.INTER_AREA)
+    return cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1]
 
 
 def _oversize(box: Box, max_height: int, min_height: int) -> bool:
