@@ -147,9 +147,10 @@ def ink_map(gray: np.ndarray) -> InkMap:
 def without_lines(contrast: np.ndarray) -> np.ndarray:
     """The contrast map with ruled and grid lines erased: ink that runs straight across
     (nearly) the whole frame, rows or columns (see ``LINE_REACH``), and its rim. A digit
-    never spans a frame edge to edge; a line does, and its contrast would otherwise set the
-    ink threshold above faint pencil and leave stretches of line to be read as 1s and 7s."""
-    inked = (contrast >= INK_FLOOR).view(np.uint8)
+    with any margin around it never spans a frame edge to edge; a line does, and its contrast
+    would otherwise set the ink threshold above faint pencil and leave stretches of line to
+    be read as 1s and 7s. (A crop cut tight to a digit loses a 7's bar: it has no margin.)"""
+    inked = cv2.threshold(contrast, INK_FLOOR - 1, 1, cv2.THRESH_BINARY)[1]
     lines = [run for run in (_full_runs(inked, True), _full_runs(inked, False)) if run is not None]
     if not lines:
         return contrast
@@ -172,9 +173,12 @@ def _full_runs(inked: np.ndarray, rows: bool) -> np.ndarray | None:
     Box filters count the ink in each window: the cost does not grow with the run's length."""
     h, w = inked.shape
     n = max(3, int(LINE_REACH * (w if rows else h)))
+    # A run needs that much ink in LINE_BAND neighbouring rows (columns): most frames have
+    # none, and are done with one cheap sum.
+    sums = cv2.reduce(inked, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    if np.convolve(sums, np.ones(LINE_BAND, np.int32)).max() < n:
+        return None
     band = cv2.dilate(inked, np.ones((LINE_BAND, 1) if rows else (1, LINE_BAND), np.uint8))
-    if cv2.reduce(band, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max() < n:
-        return None  # no row (column) holds that much ink at all: most frames
     window = (n, 1) if rows else (1, n)  # (width, height)
     full = cv2.boxFilter(band, cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) >= n
     if not full.any():
