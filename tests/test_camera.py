@@ -181,7 +181,7 @@ def test_a_digit_cut_by_the_frame_edge_is_not_read_until_it_is_in_view(mnist):
 def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     # Where the ink stage cannot erase a line (one that leans out of its band, or stops
     # short of the frame's edges), this rule still drops its stretches.
-    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)
+    monkeypatch.setattr(ink, "without_lines", lambda contrast, floor: contrast)
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:303] = 165  # a grid line, fainter than ink ...
     page[200:260, 300:303] = 110  # ... darker for a stretch, as ink
@@ -193,7 +193,7 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
 
 
 def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
-    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # lines the ink stage cannot erase
+    monkeypatch.setattr(ink, "without_lines", lambda contrast, floor: contrast)  # lines the ink stage cannot erase
     # The stretch starts 4 px below the frame's top: the line runs on above it only as far
     # as the frame shows, which is enough to tell.
     page = np.full((480, 640), 230, np.uint8)
@@ -216,7 +216,7 @@ def test_lines_across_the_whole_frame_are_erased_and_faint_pencil_between_them_i
     assert 14 <= x and x + w <= 62 and h >= 25  # the whole digit, and no line
     contrast = ink.ink_map(cell).contrast
     assert contrast[2:5].max() == 0 and contrast[:, 66:69].max() == 0 and contrast[20:50, 20:50].max() > 50
-    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # without the erasing, not whole
+    monkeypatch.setattr(ink, "without_lines", lambda contrast, floor: contrast)  # without the erasing, not whole
     assert not any(b[3] >= 25 and 14 <= b[0] and b[0] + b[2] <= 62 for b in DigitReader(FakeVAE()).locate(cell).boxes)
 
 
@@ -269,7 +269,7 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
 
 
 def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch):
-    monkeypatch.setattr(ink, "without_lines", lambda contrast: contrast)  # lines the ink stage cannot erase
+    monkeypatch.setattr(ink, "without_lines", lambda contrast, floor: contrast)  # lines the ink stage cannot erase
     page = np.full((480, 640), 230, np.uint8)
     page[:, 300:302] = page[240:242, :] = 165  # grid lines, fainter than ink ...
     page[225:257, 300:302] = page[240:242, 285:317] = 110  # ... darker where they cross: a +
