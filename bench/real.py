@@ -117,12 +117,14 @@ def summarise_photos(scores: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def pick(detections: Sequence[Any], size: int) -> Any | None:
-    """The detection whose box centre is nearest the cell's centre (the first in reading
-    order on a tie): a cell holds one digit, centred, and grid-line bits lie at its edges."""
+def pick(detections: Sequence[Any], width: int, height: int | None = None) -> Any | None:
+    """The detection whose box centre is nearest the centre of a ``width`` x ``height``
+    image (square when ``height`` is not given; the first in reading order on a tie): a
+    cell holds one digit, centred, and grid-line bits lie at its edges."""
     if not detections:
         return None
-    return min(detections, key=lambda d: (d.box[0] + d.box[2] / 2 - size / 2) ** 2 + (d.box[1] + d.box[3] / 2 - size / 2) ** 2)
+    h = width if height is None else height
+    return min(detections, key=lambda d: (d.box[0] + d.box[2] / 2 - width / 2) ** 2 + (d.box[1] + d.box[3] / 2 - h / 2) ** 2)
 
 
 def summarise_cells(cells: list[dict[str, Any]]) -> dict[str, float]:

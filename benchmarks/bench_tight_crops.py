@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from digitvae.bench.real import pick
 from digitvae.data.mnist import load_mnist
 from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
@@ -38,12 +39,10 @@ def measure(reader: DigitReader, images: np.ndarray, labels: np.ndarray, margin:
     right = missing = 0
     for image, label in zip(images, labels):
         frame = tight_crop(image, margin)
-        found = reader.read(frame)
-        if not found:
+        centre = pick(reader.read(frame), frame.shape[1], frame.shape[0])
+        if centre is None:
             missing += 1
             continue
-        h, w = frame.shape
-        centre = min(found, key=lambda d: (d.box[0] + d.box[2] / 2 - w / 2) ** 2 + (d.box[1] + d.box[3] / 2 - h / 2) ** 2)
         right += centre.digit == label and centre.is_digit
     return right / len(images), missing / len(images)
 

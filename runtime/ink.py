@@ -183,14 +183,6 @@ def _light_ink(small: np.ndarray) -> bool:
     return bright > dark and typical - darkest < brightest - typical
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    """The q-quantile (nearest rank) of an array: np.partition, far cheaper than
-    np.percentile on the small arrays here."""
-    flat = values.reshape(-1)
-    k = min(len(flat) - 1, max(0, int(q * len(flat))))
-    return float(np.partition(flat, k)[k])
-
-
 def _tails(values: np.ndarray, qs: tuple[float, ...]) -> float:
     """Sum of the q-quantiles of a uint8 image."""
     return float(sum(_quantiles(values, qs)))
@@ -398,7 +390,7 @@ def _split(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshold: in
     otsu, _ = cv2.threshold(values.reshape(1, -1), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     # Many faint rule pixels can pull Otsu down to their own level: never below half of
     # the ink's strong end.
-    higher = max(float(otsu), threshold + 10.0, 0.5 * _quantile(values, 0.95))
+    higher = max(float(otsu), threshold + 10.0, 0.5 * _quantiles(values.reshape(1, -1), (0.95,))[0])
     sub = ((region > higher) & own).astype(np.uint8) * np.uint8(255)
     return _components(sub, (x, y), piece.factor)
 

@@ -71,6 +71,7 @@ def test_pick_takes_the_detection_nearest_the_cell_centre():
     edge, centre = Det(1, box=(0, 0, 6, 64)), Det(7, box=(20, 16, 24, 32))
     assert real.pick([edge, centre], 64) is centre
     assert real.pick([], 64) is None
+    assert real.pick([edge, centre], 12, 64) is edge and real.pick([edge, centre], 64, 12) is centre  # width, height
 
 
 # --- exact figures from a scripted reader -------------------------------------------------------
