@@ -8,7 +8,9 @@ digits) and the share of photos read exactly, per source and overall. Sources wh
 are scattered on the page (``SCATTERED``) are scored as multisets instead.
 
 Sudoku cells (``DIR/sudoku``): each labelled cell, cut from the warped grid, is read as a
-frame on its own, and the detection nearest the cell's centre stands for the cell.
+frame on its own, and the detection nearest the cell's centre stands for the cell. The
+cells cells.csv leaves out are empty: real paper and grid lines with no digit, read the same
+way, where any digit accepted is a false one ("empty cells read as a digit").
 
 "is_digit accepts right digits": of the detections whose digit is right (photos: the matched
 pairs when *all* detections, rejected ones too, are aligned with the truth; sudoku: the
@@ -127,7 +129,8 @@ def pick(detections: Sequence[Any], width: int, height: int | None = None) -> An
     return min(detections, key=lambda d: (d.box[0] + d.box[2] / 2 - width / 2) ** 2 + (d.box[1] + d.box[3] / 2 - h / 2) ** 2)
 
 
-def summarise_cells(cells: list[dict[str, Any]]) -> dict[str, float]:
+def summarise_cells(cells: list[dict[str, Any]], empty: list[dict[str, Any]]) -> dict[str, float]:
+    """The figures of one split's labelled ``cells`` and its ``empty`` cells."""
     digits = [c for c in cells if c["label"] is not None]
     n = len(digits)
     right = [c for c in digits if c["read"] == c["label"]]
@@ -141,6 +144,7 @@ def summarise_cells(cells: list[dict[str, Any]]) -> dict[str, float]:
         "accepts_right": sum(c["accepted"] for c in right) / len(right) if right else float("nan"),
         "notes_cells": len(notes), "notes_accepted": sum(bool(c["accepted"]) for c in notes),
         "median_ms": float(np.median([c["ms"] for c in cells])) if cells else float("nan"),
+        "empty_cells": len(empty), "empty_read": sum(bool(e["read"]) for e in empty),
     }
 
 
@@ -165,9 +169,11 @@ def measure(reader: Reader, data: realdata.RealData, keep_crops: bool = False) -
         photos.append({"file": photo.path.name, "source": photo.source, "ms": ms,
                        **score_photo(detections, photo.truth, photo.source in SCATTERED)})
     cells: list[dict[str, Any]] = []
+    empty: list[dict[str, Any]] = []
     crops: list[dict[str, Any]] = []
     for grid in data.grids:
-        for cell, patch in realdata.cut_cells(grid):
+        image = realdata.read_image(grid.path)
+        for cell, patch in realdata.cut_cells(grid, image):
             detections, ms = _timed_read(reader, patch)
             chosen = pick(detections, realdata.CELL_SIZE)
             cells.append({"file": grid.path.name, "split": grid.split, "row": cell.row, "col": cell.col,
@@ -175,16 +181,20 @@ def measure(reader: Reader, data: realdata.RealData, keep_crops: bool = False) -
                           "accepted": chosen is not None and bool(chosen.is_digit), "ms": ms})
             if keep_crops and grid.split == "train" and chosen is not None and cell.label is not None:
                 crops.append({**cells[-1], "crop": np.asarray(chosen.crop, np.float32), "box": [int(v) for v in chosen.box]})
+        for row, col, patch in realdata.empty_cells(grid, image):  # any digit accepted there is false
+            read = "".join(str(d.digit) for d in reader.read(patch) if d.is_digit)
+            empty.append({"file": grid.path.name, "split": grid.split, "row": row, "col": col, "read": read})
     results: dict[str, Any] = {"photos": {}, "sudoku": {}, "per_photo": [
         {k: p[k] for k in ("file", "source", "truth", "read_string", "all_string", "edits", "matched", "ms")} for p in photos],
-        "per_cell": cells}
+        "per_cell": cells, "empty_cells_read": [e for e in empty if e["read"]]}
     for source in sorted({p["source"] for p in photos}):
         results["photos"][source] = summarise_photos([p for p in photos if p["source"] == source])
     if photos:
         results["photos"]["overall"] = summarise_photos(photos)
     for split in realdata.SPLITS:
         if any(c["split"] == split for c in cells):
-            results["sudoku"][split] = summarise_cells([c for c in cells if c["split"] == split])
+            results["sudoku"][split] = summarise_cells([c for c in cells if c["split"] == split],
+                                                       [e for e in empty if e["split"] == split])
     parts = [results["photos"].get("overall"), results["sudoku"].get("validation")]
     right = sum(p["right"] for p in parts if p)
     results["accepts_right_photos_and_validation"] = (
@@ -237,13 +247,16 @@ def markdown_lines(results: dict[str, Any], precision: str) -> list[str]:
     if results["sudoku"]:
         lines += [f"Sudoku cells, {precision} graphs (each cell read alone; the detection nearest its centre):", "",
                   "| split | digit cells | accuracy (right and accepted) | right digit (classifier only) | no detection "
-                  "| wrong digit accepted | is_digit accepts right digits | notes cells read as a digit | median ms/cell |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| wrong digit accepted | is_digit accepts right digits | notes cells read as a digit "
+                  "| empty cells read as a digit | median ms/cell |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for split, s in results["sudoku"].items():
             lines.append(f"| {split} | {s['cells']} | {_pct(s['accuracy'])} | {_pct(s['classifier'])} "
                          f"| {_pct(s['no_detection'])} | {_pct(s['wrong_accepted'])} "
                          f"| {_pct(s['accepts_right'])} ({s['right_accepted']}/{s['right']}) "
-                         f"| {s['notes_accepted']}/{s['notes_cells']} | {s['median_ms']:.2f} |")
+                         f"| {s['notes_accepted']}/{s['notes_cells']} "
+                         f"| {_pct(s['empty_read'] / s['empty_cells'] if s['empty_cells'] else float('nan'))} "
+                         f"({s['empty_read']}/{s['empty_cells']}) | {s['median_ms']:.2f} |")
         lines.append("")
     lines += [f"Right digits accepted by is_digit, photos and sudoku validation together: "
               f"{_pct(results['accepts_right_photos_and_validation'])}.", ""]

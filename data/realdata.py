@@ -115,11 +115,26 @@ def cut_cells(grid: Grid, image: np.ndarray | None = None) -> Iterator[tuple[Cel
     """Each labelled cell of ``grid`` as a BGR (CELL_SIZE, CELL_SIZE) patch: the grid is warped
     to a 9x9 square of CELL_SIZE cells through its four corners, and cut exactly on the cell
     lines (no inset, no margin: the grid lines at the patch's edges are the reader's to ignore)."""
-    image = read_image(grid.path) if image is None else image
-    warped = warp_grid(grid, image)
+    warped = warp_grid(grid, read_image(grid.path) if image is None else image)
     for cell in grid.cells:
-        y, x = cell.row * CELL_SIZE, cell.col * CELL_SIZE
-        yield cell, np.ascontiguousarray(warped[y:y + CELL_SIZE, x:x + CELL_SIZE])
+        yield cell, _patch(warped, cell.row, cell.col)
+
+
+def empty_cells(grid: Grid, image: np.ndarray | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(row, col, patch) of each cell of ``grid`` that cells.csv leaves out: cells the puzzle
+    left empty (a few with faint erased pencil, SOURCES.md), cut as :func:`cut_cells` cuts.
+    Real paper, grid lines and shadows with no digit: where a reader's false digits show."""
+    warped = warp_grid(grid, read_image(grid.path) if image is None else image)
+    labelled = {(cell.row, cell.col) for cell in grid.cells}
+    for row in range(9):
+        for col in range(9):
+            if (row, col) not in labelled:
+                yield row, col, _patch(warped, row, col)
+
+
+def _patch(warped: np.ndarray, row: int, col: int) -> np.ndarray:
+    y, x = row * CELL_SIZE, col * CELL_SIZE
+    return np.ascontiguousarray(warped[y:y + CELL_SIZE, x:x + CELL_SIZE])
 
 
 def warp_grid(grid: Grid, image: np.ndarray) -> np.ndarray:

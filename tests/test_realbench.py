@@ -98,9 +98,18 @@ def _photos_folder(root: Path, rows: list[tuple[str, str, tuple[int, int]]]) -> 
     return root
 
 
-def _digit_cells(folder: Path) -> list[dict[str, str]]:
+def _all_cells(folder: Path) -> list[dict[str, str]]:
     with (folder / "sudoku" / "cells.csv").open() as f:
-        return [r for r in csv.DictReader(f) if r["label"] != realdata.NOTES]
+        return list(csv.DictReader(f))
+
+
+def _digit_cells(folder: Path) -> list[dict[str, str]]:
+    return [r for r in _all_cells(folder) if r["label"] != realdata.NOTES]
+
+
+def _grid_files(folder: Path) -> list[str]:
+    with (folder / "sudoku" / "grids.csv").open() as f:
+        return [r["file"] for r in csv.DictReader(f)]
 
 
 def test_figures_from_a_scripted_reader(tmp_path):
@@ -125,6 +134,9 @@ def test_figures_from_a_scripted_reader(tmp_path):
     assert train["cells"] == len(cells) and train["accuracy"] == train["classifier"] == pytest.approx(sevens / len(cells))
     assert train["no_detection"] == 0 and train["wrong_accepted"] == pytest.approx(1 - sevens / len(cells))
     assert train["notes_cells"] == train["notes_accepted"] == 4
+    empty = 81 * len(_grid_files(MINI)) - len(_all_cells(MINI))  # the cells cells.csv leaves out
+    assert train["empty_cells"] == train["empty_read"] == len(results["empty_cells_read"]) == empty > 0
+    assert {e["read"] for e in results["empty_cells_read"]} == {"17"}  # every accepted digit there is false
 
 
 # --- the shipped reader on the mini folder, through the command line ------------------------------
@@ -158,6 +170,9 @@ def test_bench_real_on_the_mini_folder_dumps_train_crops_only(tmp_path, capsys):
         for key in ("accuracy", "classifier", "no_detection", "wrong_accepted", "accepts_right"):
             assert 0 <= s[key] <= 1, (split, key)
         assert s["accuracy"] <= s["classifier"] and s["right"] >= s["right_accepted"]
+        files = [f for f in _grid_files(folder) if f.startswith(prefix)]
+        assert s["empty_cells"] == 81 * len(files) - sum(r["file"] in files for r in _all_cells(folder))
+        assert 0 <= s["empty_read"] <= s["empty_cells"]
     p = results["photos"]["overall"]
     assert (p["photos"], p["digits"]) == (1, 2) and all(0 <= p[k] <= 1 for k in ("recall", "exact", "accepts_right"))
     with (crops / "crops.csv").open() as f:
