@@ -57,14 +57,16 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
     variation = (np.abs(np.diff(x, axis=1)).sum(axis=(1, 2), dtype=np.float64)
                  + np.abs(np.diff(x, axis=2)).sum(axis=(1, 2), dtype=np.float64))
     gy, gx = _gradient(x, 1), _gradient(x, 2)
-    magnitude = np.hypot(gx, gy).reshape(n, -1)
+    magnitude = np.hypot(gx, gy)
     # Orientations only where there is an edge (most of a crop is flat black, and arctan2
-    # is the costliest step); flat pixels would add weight 0 anyway.
-    image, pixel = np.nonzero(magnitude)
-    angle = np.arctan2(gy.reshape(n, -1)[image, pixel], gx.reshape(n, -1)[image, pixel]) % np.pi
+    # is the costliest step); flat pixels would add weight 0 anyway. A boolean mask picks
+    # them in image order, so each one's image is its image's index repeated.
+    edge = magnitude > 0
+    image = np.repeat(np.arange(n), np.count_nonzero(edge.reshape(n, -1), axis=1))
+    angle = np.arctan2(gy[edge], gx[edge]) % np.pi
     bins = np.minimum((angle * (_ORIENTATION_BINS / np.pi)).astype(np.int64), _ORIENTATION_BINS - 1)
     # One weighted bincount over (image, bin) pairs: the per-image histograms at once.
-    histogram = np.bincount(image * _ORIENTATION_BINS + bins, weights=magnitude[image, pixel],
+    histogram = np.bincount(image * _ORIENTATION_BINS + bins, weights=magnitude[edge],
                             minlength=n * _ORIENTATION_BINS).reshape(n, _ORIENTATION_BINS)
     share = histogram / np.maximum(histogram.sum(axis=1, keepdims=True), 1e-12)
     entropy = -(share * np.log(np.maximum(share, 1e-12))).sum(axis=1)

@@ -76,6 +76,38 @@ def test_int8_graphs_are_checked_quantized_files_with_the_same_interface(quantiz
         scales = {i.name: i for i in int8.graph.initializer}
         assert any(len(scales[n.input[1]].dims) == 1 and scales[n.input[1]].dims[0] > 1
                    for n in int8.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in scales)
+        # The conv on the one-channel image stays float, read straight from the input.
+        if name != "decoder":
+            assert [n.op_type for n in int8.graph.node if "image" in n.input] == ["Conv"]
+
+
+def test_float_input_convs_keeps_the_image_conv_float_and_swaps_relu_and_pool_exactly():
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from digitvae.export.quantize import float_input_convs
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("w1", (4, 1, 3, 3)), ("w2", (2, 4, 3, 3)))]
+    nodes = [helper.make_node("Conv", ["image", "w1"], ["a"], name="first", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             helper.make_node("MaxPool", ["b"], ["c"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["c", "w2"], ["out"], name="second", pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 1, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 2, 4, 4])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.random((3, 1, 8, 8), dtype=np.float32)
+
+    def output(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+    before = output(model)
+    assert float_input_convs(model) == ["first"]  # the second conv reads four channels: quantized as usual
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "MaxPool", "Relu", "Conv"]
+    np.testing.assert_array_equal(output(model), before)
 
 
 def test_int8_outputs_are_close_to_fp32(quantized, test_images, mnist):
