@@ -23,6 +23,7 @@ from typing import Final
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .frame_input import halve
 from .lines import without_lines
 from .optional import require
 from .order import median
@@ -114,7 +115,7 @@ def ink_map(gray: np.ndarray) -> InkMap:
     h, w = gray.shape
     # One reduction by halvings (OpenCV's fast path) serves the polarity test and,
     # reduced further, the surface estimate.
-    small = _halve(gray, POLARITY_SIDE)
+    small = halve(gray, POLARITY_SIDE)
     light = _light_ink(small)
     side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) * small.shape[0] / h  # kernel, small's px
     smaller = _shrink(small, SMALL_KERNEL / side)
@@ -135,14 +136,6 @@ def ink_map(gray: np.ndarray) -> InkMap:
         darker = cv2.subtract(surface, gray)
         contrast = cv2.divide(darker, cv2.max(surface, MIN_PAPER), scale=255.0)
     return InkMap(contrast=without_lines(contrast, INK_FLOOR), light_ink=light)
-
-
-def _halve(gray: np.ndarray, min_side: int) -> np.ndarray:
-    """Area-averaged halvings while the shorter side stays at least ``min_side``."""
-    while min(gray.shape) // 2 >= min_side:
-        h, w = (gray.shape[0] // 2) * 2, (gray.shape[1] // 2) * 2
-        gray = cv2.resize(gray[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    return gray
 
 
 def _shrink(gray: np.ndarray, scale: float) -> np.ndarray:

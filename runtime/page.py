@@ -17,6 +17,7 @@ from typing import Final
 
 import numpy as np
 
+from .frame_input import halve
 from .optional import require
 
 cv2 = require("cv2", "finding the page in camera frames")
@@ -60,8 +61,7 @@ def find_page(gray: np.ndarray) -> np.ndarray | None:
     scale = WORK_SIDE / max(h, w)
     if scale >= 1.0:
         return None  # a frame this small is a crop of the page already
-    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (5, 5), 0)
+    small = cv2.GaussianBlur(_reduce(gray, (max(1, round(w * scale)), max(1, round(h * scale)))), (5, 5), 0)
     level, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -71,6 +71,13 @@ def find_page(gray: np.ndarray) -> np.ndarray | None:
     if quad is None or not _stands_out(small, bright, region, quad):
         return None
     return _page_order(quad / scale)
+
+
+def _reduce(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``gray`` area-averaged down to ``size`` (width, height): halvings first, then one
+    resize for the rest."""
+    small = halve(gray, min(size[::-1]))
+    return small if small.shape[::-1] == size else cv2.resize(small, size, interpolation=cv2.INTER_AREA)
 
 
 def _quadrilateral(region: np.ndarray) -> np.ndarray | None:
