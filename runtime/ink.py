@@ -353,14 +353,18 @@ def _too_wide(box: Box, min_height: int) -> bool:
 
 def _netlike(piece: Piece, min_height: int) -> bool:
     """A mesh rather than a digit: more enclosed holes than any digit has ("8" has two).
-    A grid's lines, or digits joined by one, enclose many cells."""
+    A grid's lines, or digits joined by one, enclose many cells. Holes smaller than
+    ``MIN_AREA`` are specks of paper, as such components of ink are specks: pencil's grain
+    leaves pinholes in a stroke, which made a pencil 8 a "mesh" that was then re-thresholded
+    into a 3."""
     x, y, w, h = piece.box
     if h < 2 * min_height and w < 2 * min_height:
         return False  # too small to enclose more than a digit's holes at this size
     mask = piece_mask(piece, piece.box) if piece.factor == 1 else _block_mask(piece)
     background = cv2.copyMakeBorder((~mask).view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
-    n, _ = cv2.connectedComponents(background, connectivity=4)
-    return n - 2 > MAX_HOLES  # minus the label 0 (ink) and the outside
+    _, _, stats, _ = cv2.connectedComponentsWithStats(background, connectivity=4)
+    holes = np.count_nonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_AREA) - 1  # label 0 is ink; minus the outside
+    return holes > MAX_HOLES
 
 
 def _block_mask(piece: Piece) -> np.ndarray:

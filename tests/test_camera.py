@@ -398,6 +398,29 @@ def test_a_dot_beside_a_digit_is_not_part_of_it():
         assert len(set(_merge(np.array([digit, dash])))) == 1
 
 
+def test_pinholes_in_a_pencil_8_do_not_make_it_a_mesh():
+    import cv2
+
+    def pieces(binary):
+        return ink._components(binary, (0, 0), 1)
+
+    eight = np.zeros((70, 50), np.uint8)
+    cv2.circle(eight, (25, 18), 13, 255, 4)
+    cv2.circle(eight, (25, 48), 16, 255, 4)
+    speckled = eight.copy()
+    for y, x in ((5, 25), (18, 12), (48, 9), (64, 25)):  # paper showing through the grain: 1 px each
+        speckled[y, x] = 0
+    assert all(not ink._netlike(p, 14) for p in pieces(speckled))
+    # A grid's mesh (nine large cells) is one still.
+    mesh = np.zeros((70, 70), np.uint8)
+    for k in range(0, 70, 22):
+        mesh[k:k + 2, :], mesh[:, k:k + 2] = 255, 255
+    assert any(ink._netlike(p, 14) for p in pieces(mesh))
+    with pytest.MonkeyPatch.context() as patch:  # counting the pinholes, the 8 was a mesh
+        patch.setattr("digitvae.runtime.ink.MIN_AREA", 1)
+        assert any(ink._netlike(p, 14) for p in pieces(speckled))
+
+
 def test_crop_is_normalised_like_mnist(mnist):
     image = clear_digits(mnist, [7])[0]
     found = DigitReader(FakeVAE()).locate(paper([image], [(250, 150)], 150))
