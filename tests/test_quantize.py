@@ -79,6 +79,8 @@ def test_int8_graphs_are_checked_quantized_files_with_the_same_interface(quantiz
         # The conv on the one-channel image stays float, read straight from the input.
         if name != "decoder":
             assert [n.op_type for n in int8.graph.node if "image" in n.input] == ["Conv"]
+        else:  # the first upsampler became a conv that runs in int8; one ConvTranspose is left, float
+            assert [n.op_type for n in int8.graph.node].count("ConvTranspose") == 1
 
 
 def test_float_input_convs_keeps_the_image_conv_float_and_swaps_relu_and_pool_exactly():
@@ -86,7 +88,7 @@ def test_float_input_convs_keeps_the_image_conv_float_and_swaps_relu_and_pool_ex
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from digitvae.export.quantize import float_input_convs
+    from digitvae.export.rewrites import float_input_convs
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
@@ -108,6 +110,37 @@ def test_float_input_convs_keeps_the_image_conv_float_and_swaps_relu_and_pool_ex
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["Conv", "MaxPool", "Relu", "Conv"]
     np.testing.assert_array_equal(output(model), before)
+
+
+def test_phase_conv_transposes_computes_what_the_convtranspose_pair_did():
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from digitvae.export.rewrites import phase_conv_transposes
+
+    rng = np.random.default_rng(0)
+    arrays = {"w1": (6, 4, 4, 4), "b1": (4,), "w2": (4, 1, 4, 4), "b2": (1,)}
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), n) for n, shape in arrays.items()]
+    up = dict(kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("ConvTranspose", ["x", "w1", "b1"], ["a"], name="up1", **up),
+             helper.make_node("Relu", ["a"], ["b"], name="relu"),
+             helper.make_node("ConvTranspose", ["b", "w2", "b2"], ["y"], name="up2", **up)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6, 7, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1, 28, 28])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    x = rng.standard_normal((3, 6, 7, 7)).astype(np.float32)
+
+    def output(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    before = output(model)
+    assert phase_conv_transposes(model) == 1
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Relu", "ConvTranspose"]
+    assert {t.name for t in model.graph.initializer} >= {"b2"} and "w1" not in {t.name for t in model.graph.initializer}
+    np.testing.assert_allclose(output(model), before, rtol=1e-5, atol=1e-5)
+    assert phase_conv_transposes(model) == 0  # nothing left to rewrite
 
 
 def test_int8_outputs_are_close_to_fp32(quantized, test_images, mnist):
