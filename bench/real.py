@@ -172,8 +172,8 @@ def measure(reader: Reader, data: realdata.RealData, keep_crops: bool = False) -
     empty: list[dict[str, Any]] = []
     crops: list[dict[str, Any]] = []
     for grid in data.grids:
-        image = realdata.read_image(grid.path)
-        for cell, patch in realdata.cut_cells(grid, image):
+        warped = realdata.warp_grid(grid, realdata.read_image(grid.path))  # once for both kinds of cell
+        for cell, patch in realdata.cut_cells(grid, warped):
             detections, ms = _timed_read(reader, patch)
             chosen = pick(detections, realdata.CELL_SIZE)
             cells.append({"file": grid.path.name, "split": grid.split, "row": cell.row, "col": cell.col,
@@ -181,7 +181,7 @@ def measure(reader: Reader, data: realdata.RealData, keep_crops: bool = False) -
                           "accepted": chosen is not None and bool(chosen.is_digit), "ms": ms})
             if keep_crops and grid.split == "train" and chosen is not None and cell.label is not None:
                 crops.append({**cells[-1], "crop": np.asarray(chosen.crop, np.float32), "box": [int(v) for v in chosen.box]})
-        for row, col, patch in realdata.empty_cells(grid, image):  # any digit accepted there is false
+        for row, col, patch in realdata.empty_cells(grid, warped):  # any digit accepted there is false
             read = "".join(str(d.digit) for d in reader.read(patch) if d.is_digit)
             empty.append({"file": grid.path.name, "split": grid.split, "row": row, "col": col, "read": read})
     results: dict[str, Any] = {"photos": {}, "sudoku": {}, "per_photo": [

@@ -56,8 +56,9 @@ REAL_NOTE = (
     "train = puzzles 02_17 to 03_11, validation = 01_01 to 02_15 (fit and choose on train only). \"is_digit accepts "
     "right digits\": of the detections with the right digit (photos: all detections, rejected ones too, aligned with "
     "the label), the share accepted. \"Empty cells read as a digit\": the cells cells.csv leaves out (no digit; a few "
-    "hold faint erased pencil), read the same way: any digit accepted there is a false one. Targets (issue 19): sudoku validation >= 98%; photos 1 - edits/digits >= 95% with "
-    "precision >= 97%; right digits accepted >= 98%. Timings: one thread, on a machine shared with other jobs.")
+    "hold faint erased pencil), read the same way: any digit accepted there is a false one. Targets (issue 19): sudoku "
+    "validation >= 98%; photos 1 - edits/digits >= 95% with precision >= 97%; right digits accepted >= 98%. Timings: "
+    "one thread, on a machine shared with other jobs.")
 
 
 def real_section() -> list[str]:

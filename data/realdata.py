@@ -111,20 +111,21 @@ def image_shape(path: Path) -> tuple[int, int]:
     return read_image(path).shape[:2]
 
 
-def cut_cells(grid: Grid, image: np.ndarray | None = None) -> Iterator[tuple[Cell, np.ndarray]]:
+def cut_cells(grid: Grid, warped: np.ndarray | None = None) -> Iterator[tuple[Cell, np.ndarray]]:
     """Each labelled cell of ``grid`` as a BGR (CELL_SIZE, CELL_SIZE) patch: the grid is warped
     to a 9x9 square of CELL_SIZE cells through its four corners, and cut exactly on the cell
-    lines (no inset, no margin: the grid lines at the patch's edges are the reader's to ignore)."""
-    warped = warp_grid(grid, read_image(grid.path) if image is None else image)
+    lines (no inset, no margin: the grid lines at the patch's edges are the reader's to ignore).
+    ``warped``: the grid as :func:`warp_grid` gives it, where the caller has it already."""
+    warped = warp_grid(grid, read_image(grid.path)) if warped is None else warped
     for cell in grid.cells:
         yield cell, _patch(warped, cell.row, cell.col)
 
 
-def empty_cells(grid: Grid, image: np.ndarray | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+def empty_cells(grid: Grid, warped: np.ndarray | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """(row, col, patch) of each cell of ``grid`` that cells.csv leaves out: cells the puzzle
     left empty (a few with faint erased pencil, SOURCES.md), cut as :func:`cut_cells` cuts.
     Real paper, grid lines and shadows with no digit: where a reader's false digits show."""
-    warped = warp_grid(grid, read_image(grid.path) if image is None else image)
+    warped = warp_grid(grid, read_image(grid.path)) if warped is None else warped
     labelled = {(cell.row, cell.col) for cell in grid.cells}
     for row in range(9):
         for col in range(9):
