@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outlier-weight", type=float, default=defaults.outlier_weight, help="weight of outlier exposure: the classifier's cross-entropy to uniform on drawn non-digits (0 = off)")
     parser.add_argument("--augment", type=float, default=defaults.augment, help="share of the classifier's batch augmented (shift, rotation, scale, stroke width); the VAE learns clean digits")
     parser.add_argument("--camera", type=float, default=defaults.camera, help="share of the classifier's batch passed through the camera model (blur, low resolution, shear, broken strokes, line ends, specks)")
+    parser.add_argument("--flagged-ones", type=float, default=defaults.flagged_ones, help="share of the 1s drawn with a flag, the up-stroke from the top many writers start a 1 with (MNIST's seldom)")
     parser.add_argument("--extra", metavar="DIR", default=None, help="extra labelled digits for the classifier: DIR/0/*.png ... DIR/9/*, any image size (e.g. from digitvae bench --real --dump-crops)")
     parser.add_argument("--extra-share", type=float, default=defaults.extra_share, help="extra digits drawn into each classifier batch, as a share of its MNIST images")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same machine, same result")

@@ -20,6 +20,8 @@ class TrainConfig:
     augment: float = 0.5  # share of the classifier's batch shifted, rotated, scaled, re-stroked
     camera: float = 0.0  # share of the classifier's batch passed through the camera model (blur, low
     # resolution, shear, broken strokes, line ends, specks): what a photo does that the crop cannot undo
+    flagged_ones: float = 0.0  # share of the 1s given a flag (the up-stroke many writers outside
+    # the US start a 1 with; MNIST's writers seldom did, and its classifier reads such a 1 as 7)
     extra: str | None = None  # folder of extra labelled digits (a sub-folder per digit), e.g. real crops
     extra_share: float = 0.1  # extra digits added to each classifier batch, as a share of its MNIST images
     latent_size: int = DEFAULT_LATENT_SIZE  # width of z
@@ -34,8 +36,9 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast for the training step (CUDA only)
 
     def __post_init__(self) -> None:
-        for flag, share in (("--augment", self.augment), ("--camera", self.camera)):
+        for flag, share in (("--augment", self.augment), ("--camera", self.camera),
+                             ("--flagged-ones", self.flagged_ones)):
             if not 0.0 <= share <= 1.0:
-                raise DigitVAEError(f"{flag} {share}: expected a share of the batch, from 0 to 1")
+                raise DigitVAEError(f"{flag} {share}: expected a share, from 0 to 1")
         if not 0.0 < self.extra_share <= 1.0:
             raise DigitVAEError(f"--extra-share {self.extra_share}: expected a share of the batch above 0, at most 1")

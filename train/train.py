@@ -37,6 +37,7 @@ from digitvae.runtime.spec import CHECKPOINT_FILE, NUM_CLASSES
 from . import checkpoint
 from .augment import augment
 from .camera_model import camera
+from .styles import flagged_ones
 from .cli import check_writable
 from .config import TrainConfig
 from .device import autocast, autocast_dtype, make_deterministic, rng_state, set_rng_state
@@ -116,11 +117,13 @@ STEP_TERMS = ("neg_elbo", "ce", "gen_ce", "outlier_ce")
 def classifier_view(x: torch.Tensor, y: torch.Tensor, config: TrainConfig, generator: torch.Generator,
                     extra: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """What the classifier and judge read of a batch: the MNIST digits plus ``extra_share`` of
-    extra digits drawn at random, augmented, then a share through the camera model."""
+    extra digits drawn at random, a share of the 1s flagged, augmented, then a share through
+    the camera model."""
     if extra is not None:
         drawn = torch.randint(len(extra[0]), (max(1, round(config.extra_share * len(x))),), generator=generator,
                               device=generator.device)
         x, y = torch.cat([x, extra[0][drawn]]), torch.cat([y, extra[1][drawn]])
+    x = flagged_ones(x, y, config.flagged_ones, generator)
     return camera(augment(x, config.augment, generator), config.camera, generator), y
 
 
