@@ -107,15 +107,16 @@ def _extra_folder(root, mnist, per_digit=3):
     return root
 
 
-def test_extra_digits_and_camera_model_train(tmp_path, mnist):
+def test_extra_digits_camera_model_and_flagged_ones_train(tmp_path, mnist):
     extra = _extra_folder(tmp_path / "extra", mnist)
     out = tmp_path / "run"
     run_cli("train", "--limit", "256", "--batch-size", "32", "--eval-limit", "100", "--epochs", "1",
-            "--camera", "0.5", "--extra", str(extra), "--extra-share", "0.25", "--out", str(out))
+            "--camera", "0.5", "--flagged-ones", "0.5", "--extra", str(extra), "--extra-share", "0.25", "--out", str(out))
     import torch
 
     config = torch.load(out / "checkpoint.pt", weights_only=False)["config"]
     assert config["extra"] == str(extra) and config["camera"] == 0.5 and config["extra_share"] == 0.25
+    assert config["flagged_ones"] == 0.5
 
 
 @pytest.mark.parametrize("make, message", [
@@ -162,7 +163,8 @@ def test_a_last_batch_of_one_image_joins_the_batch_before_it():
     assert steps[0] == steps[1] and len(steps[0]) == len(shards[0]) and steps[0][-1] == 33
 
 
-@pytest.mark.parametrize("flag, value", [("--camera", "1.5"), ("--augment", "-0.1"), ("--extra-share", "0")])
+@pytest.mark.parametrize("flag, value", [("--camera", "1.5"), ("--augment", "-0.1"), ("--extra-share", "0"),
+                                         ("--flagged-ones", "2")])
 def test_shares_outside_their_range_are_refused(tmp_path, flag, value):
     out = tmp_path / "run"
     result = run_cli("train", "--limit", "64", "--epochs", "1", flag, value, "--out", str(out), check=False)
