@@ -94,4 +94,3 @@ def _recentre(images: torch.Tensor) -> torch.Tensor:
 def _uniform(n: int, bounds: tuple[float, float], generator: torch.Generator, device: torch.device) -> torch.Tensor:
     lo, hi = bounds
     return lo + (hi - lo) * torch.rand(n, generator=generator, device=device)
-
