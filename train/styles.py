@@ -76,11 +76,12 @@ def _segment_distance(h: int, w: int, x0: torch.Tensor, y0: torch.Tensor, x1: to
 
 
 def _recentre(images: torch.Tensor) -> torch.Tensor:
-    """Shift each image so its centre of mass sits at the frame's centre (bilinear)."""
+    """Shift each image so its centre of mass sits at pixel (H / 2, W / 2), where MNIST's
+    and the reader's crops (``digitvae.runtime.crops``) have theirs (bilinear)."""
     n, _, h, w = images.shape
     mass = images.sum(dim=(1, 2, 3)).clamp_min(1e-6)
-    ys = torch.arange(h, device=images.device, dtype=images.dtype) + 0.5
-    xs = torch.arange(w, device=images.device, dtype=images.dtype) + 0.5
+    ys = torch.arange(h, device=images.device, dtype=images.dtype)
+    xs = torch.arange(w, device=images.device, dtype=images.dtype)
     cy = (images.sum(dim=(1, 3)) * ys).sum(1) / mass
     cx = (images.sum(dim=(1, 2)) * xs).sum(1) / mass
     # affine_grid reads the output at input + shift, in units of half the frame.
