@@ -93,7 +93,8 @@ def test_output_under_a_file_is_refused(tmp_path):
 
 def test_help_shows_defaults():
     result = run_cli("train", "--help")
-    assert "--epochs" in result.stdout and "(default: 20)" in result.stdout
+    assert "--epochs" in result.stdout and "(default: 30)" in result.stdout
+    assert "--flagged-ones" in result.stdout and "(default: 0.25)" in result.stdout
 
 
 def _extra_folder(root, mnist, per_digit=3):
@@ -142,8 +143,9 @@ def test_classifier_view_adds_the_extra_share_and_is_the_old_batch_without_it(mn
 
     x, y = as_tensors(mnist.test_images[:40], mnist.test_labels[:40])
     extra = as_tensors(mnist.test_images[40:50], mnist.test_labels[40:50])
-    plain, labels = classifier_view(x, y, TrainConfig(), torch.Generator().manual_seed(1), None)
-    assert torch.equal(plain, augment(x, TrainConfig().augment, torch.Generator().manual_seed(1))) and torch.equal(labels, y)
+    unflagged = TrainConfig(flagged_ones=0.0)
+    plain, labels = classifier_view(x, y, unflagged, torch.Generator().manual_seed(1), None)
+    assert torch.equal(plain, augment(x, unflagged.augment, torch.Generator().manual_seed(1))) and torch.equal(labels, y)
     view, labels = classifier_view(x, y, TrainConfig(camera=1.0, extra_share=0.25), torch.Generator().manual_seed(1), extra)
     assert view.shape == (50, 1, 28, 28) and torch.equal(labels[:40], y)
     assert set(labels[40:].tolist()) <= set(extra[1].tolist()) and 0 <= float(view.min()) and float(view.max()) <= 1
