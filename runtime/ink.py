@@ -41,7 +41,9 @@ POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is
 POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
 BOARD_MAX: Final = 128  # with no strokes, a board's typical (median) pixel is darker than this
 BOARD_RANGE: Final = (0.01, 0.5, 0.999)  # quantiles: a frame's darkest, typical and brightest (sparse chalk too)
-POLARITY_WEAK: Final = 45  # tails (summed) below this on both sides: no strokes at all
+#: Tails (summed) below this share of the frame's typical brightness on both sides: no
+#: strokes at all. A share, not levels: a dim photo's strokes differ less in levels.
+POLARITY_WEAK: Final = 0.45
 POLARITY_COARSE: Final = 60  # pixels on the shorter side where the surface is estimated
 POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than strokes
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
@@ -165,14 +167,14 @@ def _light_ink(small: np.ndarray) -> bool:
     # Two tails: the broader one holds when ink is plentiful, the thinner one when a few
     # small digits share the frame with a shadow's edge (whose responses are broad, weak).
     dark, bright = _tails(darker, POLARITY_TAILS), _tails(brighter, POLARITY_TAILS)
-    if max(dark, bright) < POLARITY_WEAK:
+    darkest, typical, brightest = _quantiles(small, BOARD_RANGE)
+    if max(dark, bright) < POLARITY_WEAK * max(typical, MIN_BOARD):
         # No strokes stand out (a blank page or board): the surface's own brightness
         # decides, so that its texture is never mistaken for ink of the other polarity.
-        return _tails(small, (0.5,)) < BOARD_MAX
+        return typical < BOARD_MAX
     # Chalk needs a board: paper with a dark rim (a grid's thick line, the desk beyond a
     # cell) has bright responses beside the rim too, but its typical pixel is nearer its
     # brightest than its darkest; a board's is nearer its darkest (chalk is brighter still).
-    darkest, typical, brightest = _quantiles(small, BOARD_RANGE)
     return bright > dark and typical - darkest < brightest - typical
 
 
