@@ -130,6 +130,18 @@ def test_polarity_is_detected(gen, mnist):
     assert np.abs(np.array(inverted.boxes) - np.array(upright.boxes)).max() <= 3  # the rim differs by a pixel
 
 
+def test_a_dim_photo_of_paper_is_still_paper(gen):
+    # Two small digits at a third of the exposure: the strokes differ from the paper by few
+    # levels, but by as large a share of its brightness as in full light. (Judged by levels,
+    # a quarter of such frames were called boards, and nothing was read.)
+    fake = DigitReader(FakeVAE())
+    for i in range(12):
+        frame = gen.frame(2, index=i).image
+        dim = fake.locate((frame * 0.3).astype(np.uint8))
+        assert not dim.light_ink, i
+        assert len(dim.boxes) == len(fake.locate(frame).boxes), i
+
+
 def test_reads_an_inverted_page_the_same(reader, mnist):
     page = paper(clear_digits(mnist, [3, 1, 4]), [(100, 100), (220, 100), (340, 100)], 80)
     normal = [(d.digit, d.is_digit) for d in reader.read(page)]
