@@ -1,0 +1,133 @@
+"""The real-photo figures under other shooting conditions: each frame changed first.
+
+The same photos and sudoku cells as ``digitvae bench --real``, each frame (photo or cell)
+first made darker, blurred, recompressed, resized or turned, as another camera, room or
+hand would have taken it. A reader that holds its figures across these does not depend on
+how the dev photos happen to be lit and framed; one that falls on one of them has a
+constant that measures levels or pixels where it should measure shares. Prints one
+markdown row per condition: photos 1 - edits/digits, precision and recall; sudoku train
+and validation accuracy; empty cells read as a digit (train / validation). Turns apply to
+the photos only: a sudoku cell is cut from the flattened grid, so it is never turned (a
+turned cell would bring the grid's lines in across it, a frame no camera gives).
+
+    python benchmarks/real_conditions.py ../shared/realdata
+    python benchmarks/real_conditions.py ../shared/realdata --only none exposure-0.3 --artifacts DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import numpy as np
+
+from digitvae.bench.real import measure
+from digitvae.data import realdata
+from digitvae.runtime import DigitVAE
+from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.optional import require
+
+cv2 = require("cv2", "changing the photos")
+
+Change = Callable[[np.ndarray], np.ndarray]
+
+
+def _exposure(factor: float) -> Change:
+    return lambda image: (image.astype(np.float32) * factor).astype(np.uint8)
+
+
+def _gamma(power: float) -> Change:
+    table = (255.0 * (np.arange(256) / 255.0) ** power).astype(np.uint8)
+    return lambda image: cv2.LUT(image, table)
+
+
+def _blur(sigma: float) -> Change:
+    return lambda image: cv2.GaussianBlur(image, (0, 0), sigma)
+
+
+def _jpeg(quality: int) -> Change:
+    def change(image: np.ndarray) -> np.ndarray:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    return change
+
+
+def _scale(factor: float) -> Change:
+    method = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return lambda image: cv2.resize(image, None, fx=factor, fy=factor, interpolation=method)
+
+
+def _turn(degrees: float) -> Change:
+    """Turned about the centre onto a canvas large enough to keep every pixel in view (the
+    corners it opens are filled with the nearest edge's pixels)."""
+    def change(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+        size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+        matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
+        return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return change
+
+
+CONDITIONS: dict[str, Change] = {
+    "none": lambda image: image,
+    "exposure-0.5": _exposure(0.5),  # a dim room
+    "exposure-0.3": _exposure(0.3),
+    "gamma-2": _gamma(2.0),  # a camera's darker tone curve: the paper's greys drop most
+    "blur-1.5": _blur(1.5),  # out of focus, or shaken
+    "jpeg-30": _jpeg(30),  # a messenger's recompression
+    "scale-0.5": _scale(0.5),  # a lower-resolution camera, or the sheet further away
+    "scale-1.5": _scale(1.5),  # a higher-resolution one, or closer
+    "turn-8": _turn(8.0),  # the camera held askew (counter-clockwise)
+    "turn-minus-8": _turn(-8.0),
+}
+
+
+PHOTOS_ONLY = ("turn-8", "turn-minus-8")
+
+
+class ChangedReader:
+    """A reader that changes every frame before reading it (``cells``: sudoku cells too)."""
+
+    def __init__(self, reader: DigitReader, change: Change, cells: bool = True) -> None:
+        self.reader, self.change, self.cells = reader, change, cells
+
+    def read(self, frame: np.ndarray) -> list[Any]:
+        is_cell = frame.shape[:2] == (realdata.CELL_SIZE, realdata.CELL_SIZE)
+        return self.reader.read(self.change(frame) if self.cells or not is_cell else frame)
+
+
+def row(name: str, results: dict[str, Any]) -> str:
+    photos, sudoku = results["photos"]["overall"], results["sudoku"]
+    train, validation = sudoku["train"], sudoku["validation"]
+    cells = [f"{100 * photos[k]:.1f}%" for k in ("one_minus_edits", "precision", "recall")]
+    if name in PHOTOS_ONLY:
+        cells += ["(not turned)"] * 3
+    else:
+        cells += [f"{100 * train['accuracy']:.1f}%", f"{100 * validation['accuracy']:.1f}%",
+                  f"{train['empty_read']} / {validation['empty_read']}"]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("real", help="a folder laid out like ../shared/realdata")
+    parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--only", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
+                        help="conditions to measure (default: all)")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
+    data = realdata.load(args.real)
+    print("| condition | photos 1 - edits/digits | photos precision | photos recall | sudoku train "
+          "| sudoku validation | empty cells read (train / validation) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in args.only:
+        results, _ = measure(ChangedReader(reader, CONDITIONS[name], cells=name not in PHOTOS_ONLY), data)
+        print(row(name, results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
