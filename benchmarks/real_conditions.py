@@ -99,14 +99,14 @@ class ChangedReader:
 
 
 def row(name: str, results: dict[str, Any]) -> str:
-    photos, sudoku = results["photos"]["overall"], results["sudoku"]
-    train, validation = sudoku["train"], sudoku["validation"]
-    cells = [f"{100 * photos[k]:.1f}%" for k in ("one_minus_edits", "precision", "recall")]
+    """One table row; "-" where the folder has no photos or no cells of a split."""
+    photos, sudoku = results["photos"].get("overall"), results["sudoku"]
+    cells = [f"{100 * photos[k]:.1f}%" if photos else "-" for k in ("one_minus_edits", "precision", "recall")]
     if name in PHOTOS_ONLY:
-        cells += ["(not turned)"] * 3
-    else:
-        cells += [f"{100 * train['accuracy']:.1f}%", f"{100 * validation['accuracy']:.1f}%",
-                  f"{train['empty_read']} / {validation['empty_read']}"]
+        return f"| {name} | " + " | ".join(cells + ["(not turned)"] * 3) + " |"
+    splits = [sudoku.get(split) for split in realdata.SPLITS]
+    cells += [f"{100 * s['accuracy']:.1f}%" if s else "-" for s in splits]
+    cells.append(" / ".join(str(s["empty_read"]) if s else "-" for s in splits))
     return f"| {name} | " + " | ".join(cells) + " |"
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import REPO
 
 cv2 = pytest.importorskip("cv2")
 
@@ -251,3 +255,19 @@ def test_unusable_outputs_are_refused_before_reading(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not an empty folder" in err and "folder does not exist" in err and "needs --real" in err
     assert [p.name for p in (tmp_path / "crops").iterdir()] == ["old.png"] and not (tmp_path / "new").exists()
+
+
+# --- the same figures under other shooting conditions (benchmarks/real_conditions.py) --------------
+
+
+def test_real_conditions_on_the_mini_folder(shipped_folder):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "real_conditions.py"), str(MINI), "--only", "none",
+                             "exposure-0.3", "turn-8", "--artifacts", str(shipped_folder)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| condition")}
+    # No photos in the mini folder, only train cells: read right in full light and at a
+    # third of the exposure alike (the polarity test once took dim paper for a board).
+    assert rows["none"] == rows["exposure-0.3"] == ["-", "-", "-", "100.0%", "-", "0 / -"]
+    assert rows["turn-8"][3:] == ["(not turned)"] * 3
