@@ -1,9 +1,11 @@
 """Read handwritten digits in camera frames: ``DigitReader(vae).read(frame)`` (OpenCV).
 
-A frame (BGR or gray, any size and depth, see :mod:`.frame_input`) goes through the image
-work of :mod:`.segment` (where the digits are) and :mod:`.crops` (each one normalised as
-MNIST was), then *all* crops of the frame go to the model in one batch, and come back as
-:class:`Detection` objects in reading order.
+A frame (BGR or gray, any size and depth, see :mod:`.frame_input`) goes through the
+stages of the image work, each taking the last one's output: :mod:`.page` (the sheet
+found and flattened), :mod:`.ink` (the ink map and its strokes), :mod:`.segment` (strokes
+in view grouped into candidate digits) and :mod:`.crops` (the candidates that are ink and
+not a stretch of line, each normalised as MNIST was). Then *all* crops of the frame go to
+the model in one batch, and come back as :class:`Detection` objects in reading order.
 
     from digitvae.runtime import DigitVAE
     from digitvae.runtime.camera import DigitReader
@@ -33,22 +35,6 @@ MAX_DIGITS: Final = 64  # candidates per frame sent to the model, largest first
 #: The is-digit gates the reader applies: all but the detached-dot one. On camera a dot by
 #: a digit is far more often a speck, or a piece the threshold cut off, than punctuation.
 GATES: Final = tuple(gate for gate in ALL_GATES if gate != "dot")
-#: Stretches of ruled and grid lines that came out as dark as ink (see :func:`_line_stretch`):
-#: a candidate's strokes "run on" past one of its sides when, beyond that side and for half
-#: the candidate's extent, the columns (or rows) where its own ink touches that side hold ink
-#: of at least RUN_SHARE of its core contrast at RUN_ROWS of the steps away from it.
-RUN_ASPECT: Final = 3.0  # a thin candidate (this many times as tall as wide) is a line when it runs on above and below
-RUN_SHARE: Final = 0.5
-RUN_ROWS: Final = 0.9
-LINE_SIDES: Final = 3  # any other candidate is a line crossing (a T or a +) when it runs on past this many sides
-EDGE_ROWS: Final = 3  # fewer rows of frame than this beyond a box cannot tell whether a line runs on
-#: A thin candidate's line may lean up to this slope (a page turned 15 degrees): its run-on
-#: is looked for that far to either side of the columns it touches.
-LEAN: Final = float(np.tan(np.radians(15)))
-#: A piece of ink that touches the frame's edge is cut by it (see :func:`_cut_off`) unless it
-#: is at least this share of the frame's height: then the frame is a photo of that digit.
-CUT_OFF_SHARE: Final = 0.5
-CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map may lose the last rows)
 #: A crop the classifier doubts but whose profile looks like an MNIST digit is read again
 #: drawn with a bolder pen (training's thicker pen); if it reads as the same digit, the mean
 #: of the two readings judges it. Camera strokes are often thinner than MNIST's.
@@ -135,9 +121,8 @@ class DigitReader:
         inked = ink.ink_map(gray)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
         strokes = ink.find_strokes(inked.contrast, self.min_height, max_height)
-        in_view = [p for p in strokes.pieces if not _cut_off(p.box, gray.shape)]
-        groups = segment.group_digits(in_view, self.min_height, max_height)
-        kept = self._crops(inked.contrast, strokes.binary, groups)
+        groups = segment.group_digits(segment.in_view(strokes.pieces, gray.shape), self.min_height, max_height)
+        kept = crops.candidate_crops(inked.contrast, strokes.binary, groups, self.min_height, self.max_digits)
         if not kept:
             return Candidates([], empty.crops, [], inked.light_ink)
         order = segment.reading_order([box for box, _ in kept])
@@ -179,26 +164,6 @@ class DigitReader:
         probabilities[confirmed] = mean
         accepted[confirmed] = oddness(thresholds, np.asarray(verdict.score)[confirmed], mean, crops_[confirmed], GATES) <= 1.0
 
-    def _crops(self, contrast: np.ndarray, binary: np.ndarray, groups: list[segment.Group]
-               ) -> list[tuple[Box, np.ndarray]]:
-        """(tight box, normalised crop) of the groups whose ink is strong enough, at most
-        ``max_digits`` of them, the largest first."""
-        groups = sorted(groups, key=lambda g: -g.box[2] * g.box[3])
-        masks = [segment.group_mask(group, binary) for group in groups]
-        regions = [contrast[y:y + h, x:x + w] for (x, y, w, h), _ in masks]
-        strengths = [crops.ink_strength(region, strokes) for region, (_, strokes) in zip(regions, masks)]
-        least = crops.required_peak([peak for _, peak in strengths])
-        out = []
-        for (box, strokes), region, (core, peak) in zip(masks, regions, strengths):
-            if peak < least or box[3] < self.min_height:
-                continue  # faint (a rule, a smudge, a shadow edge), or only specks
-            if _line_stretch(contrast, box, strokes, core):
-                continue  # a piece of a ruled or grid line
-            out.append((box, crops.mnist_crop(crops.ink_levels(region, strokes, core))))
-            if len(out) == self.max_digits:
-                break
-        return out
-
 
 def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     """A 28x28 frame is an MNIST-style crop already: taken as it is (white ink on black,
@@ -209,61 +174,6 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     if crop.max() < crops.MIN_PEAK / 255.0:
         return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
-
-
-def _line_stretch(contrast: np.ndarray, box: Box, strokes: np.ndarray, core: float) -> bool:
-    """A stretch of a grid's or margin's lines that came out darker than the rest: its
-    strokes run on, fainter, past both ends of a thin upright stroke (a "1" ends where it
-    ends), or past three sides of a T or a + where lines cross (a digit's strokes seldom run
-    on past more than two)."""
-    x, y, w, h = box
-    level = RUN_SHARE * core
-    if h >= RUN_ASPECT * w and all(_runs_past(contrast, strokes, box, side, level, LEAN) for side in (True, False)):
-        return True
-    above, below = _runs_past(contrast, strokes, box, True, level), _runs_past(contrast, strokes, box, False, level)
-    if above + below + 2 < LINE_SIDES:
-        return False  # the left and right sides cannot make up the count
-    across = (contrast.T, strokes.T, (y, x, h, w))
-    return above + below + _runs_past(*across, True, level) + _runs_past(*across, False, level) >= LINE_SIDES
-
-
-def _runs_past(contrast: np.ndarray, strokes: np.ndarray, box: Box, above: bool, level: float,
-               lean: float = 0.0) -> bool:
-    """Does ink of at least ``level`` run on above (or below) the box, from its edge and for
-    half its height (or to the frame's edge), over the columns where the candidate's own
-    strokes (bool mask of the box) touch its top (or bottom) row? Right at the frame's edge
-    there is nothing to tell: no."""
-    x, y, _, h = box
-    # Half the box's height, or up to the frame's edge where that comes first: a line cut
-    # by the edge runs on as far as the frame shows it.
-    start = max(0, y - max(3, h // 2)) if above else y + h
-    reach = y - start if above else min(max(3, h // 2), contrast.shape[0] - start)
-    if reach < EDGE_ROWS:
-        return False  # nothing to tell
-    touching = np.flatnonzero(strokes[0] if above else strokes[-1])  # never empty: the box is tight
-    # A line that runs on may lean (``lean``: its slope off the box's axis), and a thin one
-    # soon leaves the columns it touches: look as far to either side as it can go.
-    aside = int(np.ceil(lean * reach))
-    first, last = max(0, x + int(touching[0]) - aside), x + int(touching[-1]) + 1 + aside
-    # Most candidates end in paper: the row next to the edge tells, before the strip, at its
-    # middle column (or anywhere a leaning line may be).
-    near = contrast[start + reach - 1 if above else start]
-    if (near[first:last].max() if aside else near[x + (int(touching[0]) + int(touching[-1])) // 2]) < level:
-        return False
-    strip = contrast[start:start + reach, first:last]
-    return int(np.count_nonzero(strip.max(axis=1) >= level)) >= RUN_ROWS * reach
-
-
-def _cut_off(box: Box, shape: tuple[int, ...]) -> bool:
-    """Is this piece of ink (a connected stroke) cut by the frame's edge? Then part of it is
-    out of view and what is left may read as another digit (half an 8 is a 0, the end of a
-    grid line a 1): it is not read until it is in view. Pieces, not grouped digits, are
-    tested, so that a digit whose group would take in a stub at the edge is still read.
-    One that fills much of the frame is what the photo shows."""
-    x, y, w, h = box
-    near = CUT_OFF_PIXELS
-    touches = min(x, y) <= near or x + w >= shape[1] - near or y + h >= shape[0] - near
-    return touches and h < CUT_OFF_SHARE * shape[0]
 
 
 def _to_frame(box: Box, scale: float) -> Box:

@@ -1,6 +1,7 @@
-"""Candidate digit -> a 28x28 crop normalised exactly as MNIST was (SPEC section 3).
+"""The crops stage: candidate digits -> 28x28 crops normalised exactly as MNIST was (SPEC section 3).
 
-MNIST's recipe: white ink on black, the digit scaled (aspect kept, anti-aliased) to fit a
+:func:`candidate_crops` keeps the groups of strokes whose ink is strong enough and that are
+not a stretch of line (:func:`.lines.line_stretch`), and crops each one. MNIST's recipe: white ink on black, the digit scaled (aspect kept, anti-aliased) to fit a
 20x20 box, then placed in the 28x28 frame so that its centre of mass is at the centre.
 The ink values come from the frame's ink-contrast map, restricted to the digit's own
 strokes (so a neighbour's edge or a rule inside the box does not come along) and scaled
@@ -13,7 +14,10 @@ from typing import Final
 
 import numpy as np
 
+from .lines import line_stretch
 from .optional import require
+from .order import Box
+from .segment import Group, group_mask
 from .spec import DIGIT_BOX, IMAGE_SIZE, PEN_CHANGE
 
 cv2 = require("cv2", "normalising digit crops")
@@ -33,6 +37,28 @@ EDGE_SHARE: Final = 0.5  # contrast below this share of the core level becomes 0
 #: its 5th percentile 1.3; a thin pen on a large digit shrinks to a hair the classifier never saw.
 MIN_PEN: Final = 1.6
 _DILATE: Final = np.ones((3, 3), np.uint8)
+
+
+def candidate_crops(contrast: np.ndarray, binary: np.ndarray, groups: list[Group], min_height: int,
+                    max_digits: int) -> list[tuple[Box, np.ndarray]]:
+    """The ink map (contrast uint8), its ink pixels (uint8, 255 = ink) and the frame's
+    groups of strokes -> (tight box, normalised crop) of the groups whose ink is strong
+    enough and which are not a stretch of line, at most ``max_digits`` of them, the largest first."""
+    groups = sorted(groups, key=lambda g: -g.box[2] * g.box[3])
+    masks = [group_mask(group, binary) for group in groups]
+    regions = [contrast[y:y + h, x:x + w] for (x, y, w, h), _ in masks]
+    strengths = [ink_strength(region, strokes) for region, (_, strokes) in zip(regions, masks)]
+    least = required_peak([peak for _, peak in strengths])
+    out = []
+    for (box, strokes), region, (core, peak) in zip(masks, regions, strengths):
+        if peak < least or box[3] < min_height:
+            continue  # faint (a rule, a smudge, a shadow edge), or only specks
+        if line_stretch(contrast, box, strokes, core):
+            continue  # a piece of a ruled or grid line
+        out.append((box, mnist_crop(ink_levels(region, strokes, core))))
+        if len(out) == max_digits:
+            break
+    return out
 
 
 def required_peak(peaks: list[float]) -> float:

@@ -1,9 +1,13 @@
-"""Ruled and grid lines erased from an ink map (OpenCV + numpy): the ink stage's first step.
+"""Ruled and grid lines (OpenCV + numpy): erased from the ink map, and told from digits.
 
-A line is ink that runs straight across (nearly) the whole frame, in rows or in columns.
-Its contrast would set the ink threshold above soft pencil, and its stretches would be
-read as 1s and 7s; erased, with its rim, it leaves the digits on their own. Where a digit's
-stroke crosses a line, the stroke is mended across the erased band.
+* :func:`without_lines`, the ink stage's first step: a line is ink that runs straight
+  across (nearly) the whole frame, in rows or in columns. Its contrast would set the ink
+  threshold above soft pencil, and its stretches would be read as 1s and 7s; erased, with
+  its rim, it leaves the digits on their own. Where a digit's stroke crosses a line, the
+  stroke is mended across the erased band.
+* :func:`line_stretch`, at the crops stage: a candidate that is a stretch of a shorter
+  line (a grid's or margin's, darker than the rest of it), told by its strokes running on
+  past its sides.
 """
 
 from typing import Final
@@ -11,6 +15,7 @@ from typing import Final
 import numpy as np
 
 from .optional import require
+from .order import Box
 
 cv2 = require("cv2", "finding digits in camera frames")
 
@@ -24,6 +29,18 @@ _RIM: Final = np.ones((3, 3), np.uint8)  # a line's anti-aliased rim goes with i
 MEND_GAP: Final = 9
 _CROSSING_V: Final = np.ones((MEND_GAP, 1), np.uint8)
 _CROSSING_H: Final = np.ones((1, MEND_GAP), np.uint8)
+#: Stretches of ruled and grid lines that came out as dark as ink (see :func:`line_stretch`):
+#: a candidate's strokes "run on" past one of its sides when, beyond that side and for half
+#: the candidate's extent, the columns (or rows) where its own ink touches that side hold ink
+#: of at least RUN_SHARE of its core contrast at RUN_ROWS of the steps away from it.
+RUN_ASPECT: Final = 3.0  # a thin candidate (this many times as tall as wide) is a line when it runs on above and below
+RUN_SHARE: Final = 0.5
+RUN_ROWS: Final = 0.9
+LINE_SIDES: Final = 3  # any other candidate is a line crossing (a T or a +) when it runs on past this many sides
+EDGE_ROWS: Final = 3  # fewer rows of frame than this beyond a box cannot tell whether a line runs on
+#: A thin candidate's line may lean up to this slope (a page turned 15 degrees): its run-on
+#: is looked for that far to either side of the columns it touches.
+LEAN: Final = float(np.tan(np.radians(15)))
 
 
 def without_lines(contrast: np.ndarray, floor: int) -> np.ndarray:
@@ -68,3 +85,46 @@ def _full_runs(inked: np.ndarray, rows: bool) -> np.ndarray | None:
         return None
     # Each full window's centre back to the whole window: the run's pixels.
     return cv2.boxFilter(full.view(np.uint8), cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) > 0
+
+
+def line_stretch(contrast: np.ndarray, box: Box, strokes: np.ndarray, core: float) -> bool:
+    """A stretch of a grid's or margin's lines that came out darker than the rest: its
+    strokes run on, fainter, past both ends of a thin upright stroke (a "1" ends where it
+    ends), or past three sides of a T or a + where lines cross (a digit's strokes seldom run
+    on past more than two)."""
+    x, y, w, h = box
+    level = RUN_SHARE * core
+    if h >= RUN_ASPECT * w and all(_runs_past(contrast, strokes, box, side, level, LEAN) for side in (True, False)):
+        return True
+    above, below = _runs_past(contrast, strokes, box, True, level), _runs_past(contrast, strokes, box, False, level)
+    if above + below + 2 < LINE_SIDES:
+        return False  # the left and right sides cannot make up the count
+    across = (contrast.T, strokes.T, (y, x, h, w))
+    return above + below + _runs_past(*across, True, level) + _runs_past(*across, False, level) >= LINE_SIDES
+
+
+def _runs_past(contrast: np.ndarray, strokes: np.ndarray, box: Box, above: bool, level: float,
+               lean: float = 0.0) -> bool:
+    """Does ink of at least ``level`` run on above (or below) the box, from its edge and for
+    half its height (or to the frame's edge), over the columns where the candidate's own
+    strokes (bool mask of the box) touch its top (or bottom) row? Right at the frame's edge
+    there is nothing to tell: no."""
+    x, y, _, h = box
+    # Half the box's height, or up to the frame's edge where that comes first: a line cut
+    # by the edge runs on as far as the frame shows it.
+    start = max(0, y - max(3, h // 2)) if above else y + h
+    reach = y - start if above else min(max(3, h // 2), contrast.shape[0] - start)
+    if reach < EDGE_ROWS:
+        return False  # nothing to tell
+    touching = np.flatnonzero(strokes[0] if above else strokes[-1])  # never empty: the box is tight
+    # A line that runs on may lean (``lean``: its slope off the box's axis), and a thin one
+    # soon leaves the columns it touches: look as far to either side as it can go.
+    aside = int(np.ceil(lean * reach))
+    first, last = max(0, x + int(touching[0]) - aside), x + int(touching[-1]) + 1 + aside
+    # Most candidates end in paper: the row next to the edge tells, before the strip, at its
+    # middle column (or anywhere a leaning line may be).
+    near = contrast[start + reach - 1 if above else start]
+    if (near[first:last].max() if aside else near[x + (int(touching[0]) + int(touching[-1])) // 2]) < level:
+        return False
+    strip = contrast[start:start + reach, first:last]
+    return int(np.count_nonzero(strip.max(axis=1) >= level)) >= RUN_ROWS * reach

@@ -20,7 +20,7 @@ import numpy as np
 from .ink import MAX_ASPECT, Box, Piece, typical_height, piece_mask
 from .order import reading_order
 
-__all__ = ["Box", "Group", "group_digits", "group_mask", "reading_order"]
+__all__ = ["Box", "Group", "group_digits", "group_mask", "in_view", "reading_order"]
 
 #: Pieces join only across a vertical gap of at most this share of the taller one's
 #: height: a digit's loose bar sits close; a dash or dot a mark's width away is not part of it.
@@ -35,6 +35,10 @@ SPECK_SHARE: Final = 0.25
 BROKEN_SHORT: Final = 0.85
 BROKEN_STACK: Final = 1.15
 BROKEN_MIN: Final = 1.5
+#: A piece of ink that touches the frame's edge is cut by it (see :func:`in_view`) unless it
+#: is at least this share of the frame's height: then the frame is a photo of that digit.
+CUT_OFF_SHARE: Final = 0.5
+CUT_OFF_PIXELS: Final = 2  # ink this close to the edge touches it (the ink map may lose the last rows)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,23 @@ class Group:
     pieces: tuple[Piece, ...]
 
 
+
+
+def in_view(pieces: list[Piece], shape: tuple[int, ...]) -> list[Piece]:
+    """The pieces not cut by the edge of a frame of ``shape`` (see :func:`_cut_off`)."""
+    return [piece for piece in pieces if not _cut_off(piece.box, shape)]
+
+
+def _cut_off(box: Box, shape: tuple[int, ...]) -> bool:
+    """Is this piece of ink (a connected stroke) cut by the frame's edge? Then part of it is
+    out of view and what is left may read as another digit (half an 8 is a 0, the end of a
+    grid line a 1): it is not read until it is in view. Pieces, not grouped digits, are
+    tested, so that a digit whose group would take in a stub at the edge is still read.
+    One that fills much of the frame is what the photo shows."""
+    x, y, w, h = box
+    near = CUT_OFF_PIXELS
+    touches = min(x, y) <= near or x + w >= shape[1] - near or y + h >= shape[0] - near
+    return touches and h < CUT_OFF_SHARE * shape[0]
 
 
 def group_digits(pieces: list[Piece], min_height: int, max_height: int) -> list[Group]:

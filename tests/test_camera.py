@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.runtime import camera, ink, novelty, spec  # noqa: E402
+from digitvae.runtime import camera, crops, ink, lines, novelty, spec  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
 from digitvae.bench.evaluate import evaluate_reader  # noqa: E402
 from digitvae.data.frames import FrameGenerator  # noqa: E402
@@ -200,7 +200,7 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     page[200:260, 450:456] = 110  # a "1" on blank paper, as dark
     found = DigitReader(FakeVAE()).locate(page)
     assert [box[0] for box in found.boxes] == [450]
-    monkeypatch.setattr(camera, "_line_stretch", lambda *args: False)  # without the rule, both
+    monkeypatch.setattr(crops, "line_stretch", lambda *args: False)  # without the rule, both
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
@@ -213,7 +213,7 @@ def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(mo
     page[4:40, 300:303] = 110  # ... darker for a stretch, as ink, by the top edge
     page[200:260, 450:456] = 110  # a "1" on blank paper, as dark
     assert [box[0] for box in DigitReader(FakeVAE()).locate(page).boxes] == [450]
-    monkeypatch.setattr(camera, "EDGE_ROWS", 100)  # without looking up to the edge, both
+    monkeypatch.setattr(lines, "EDGE_ROWS", 100)  # without looking up to the edge, both
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
@@ -291,7 +291,7 @@ def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch
     found = DigitReader(FakeVAE()).locate(page)
     left = sorted(box[0] for box in found.boxes)
     assert len(left) == 2 and 150 <= left[0] < 200 and 430 <= left[1] < 467  # the "0" and the lone +
-    monkeypatch.setattr(camera, "_line_stretch", lambda *args: False)  # without the rule, all three
+    monkeypatch.setattr(crops, "line_stretch", lambda *args: False)  # without the rule, all three
     assert len(DigitReader(FakeVAE()).locate(page).boxes) == 3
 
 
