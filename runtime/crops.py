@@ -1,11 +1,12 @@
-"""The crops stage: candidate digits -> 28x28 crops normalised exactly as MNIST was (SPEC section 3).
+"""The crops stage: candidate digits -> 28x28 crops normalised as MNIST was (SPEC section 3).
 
 :func:`candidate_crops` keeps the groups of strokes whose ink is strong enough and that are
-not a stretch of line (:func:`.lines.line_stretch`), and crops each one. MNIST's recipe: white ink on black, the digit scaled (aspect kept, anti-aliased) to fit a
-20x20 box, then placed in the 28x28 frame so that its centre of mass is at the centre.
-The ink values come from the frame's ink-contrast map, restricted to the digit's own
-strokes (so a neighbour's edge or a rule inside the box does not come along) and scaled
-so that the stroke cores are 1, as MNIST's are.
+not a stretch of line (:func:`.lines.line_stretch`), and crops each one. MNIST's recipe:
+white ink on black, the digit scaled (aspect kept, anti-aliased) to fit a 20x20 box, then
+placed in the 28x28 frame so that its centre of mass is at the centre. The ink values
+come from the frame's ink-contrast map, restricted to the digit's own strokes (so a
+neighbour's edge or a rule inside the box does not come along) and scaled so that the
+stroke cores are 1, as MNIST's are.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Which strokes make one digit, and the reading order of digits (numpy).
 
-3. :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
+3. :func:`in_view`: the strokes the frame's edge cuts wait until they are whole;
+   :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
    "4" in two pieces): pieces that share a column range and sit close above one another;
    then pieces of a digit broken in halves, judged by the frame's own digit height.
    Groups are kept by size and aspect.
@@ -47,8 +48,6 @@ class Group:
 
     box: Box
     pieces: tuple[Piece, ...]
-
-
 
 
 def in_view(pieces: list[Piece], shape: tuple[int, ...]) -> list[Piece]:

@@ -1,7 +1,8 @@
 """The real-photo benchmark (``digitvae bench --real``): its scoring rules on known strings,
 exact figures from a scripted reader, the shipped reader on the committed mini folder
 (tests/data/realdata: two MIT-licensed sudoku photos of the train split), the train-only
-crop dump, and bad folders refused with one clear line and nothing written."""
+crop dump, bad folders refused with one clear line and nothing written, and the same
+figures under other shooting conditions (benchmarks/real_conditions.py)."""
 
 from __future__ import annotations
 
