@@ -36,6 +36,17 @@ def _exposure(factor: float) -> Change:
     return lambda image: (image.astype(np.float32) * factor).astype(np.uint8)
 
 
+def _low_light(factor: float, noise: float) -> Change:
+    """Darker, with the sensor noise a camera adds when it raises its gain in a dim room
+    (Gaussian, ``noise`` levels; drawn from a seed of the frame's size, so each frame gets
+    the same noise every run)."""
+    def change(image: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(image.size)
+        dim = image.astype(np.float32) * factor + rng.normal(0.0, noise, image.shape).astype(np.float32)
+        return np.clip(np.round(dim), 0, 255).astype(np.uint8)
+    return change
+
+
 def _gamma(power: float) -> Change:
     table = (255.0 * (np.arange(256) / 255.0) ** power).astype(np.uint8)
     return lambda image: cv2.LUT(image, table)
@@ -74,6 +85,7 @@ CONDITIONS: dict[str, Change] = {
     "none": lambda image: image,
     "exposure-0.5": _exposure(0.5),  # a dim room
     "exposure-0.3": _exposure(0.3),
+    "low-light": _low_light(0.3, 2.0),  # a third of the exposure, and noise of 2 levels
     "gamma-2": _gamma(2.0),  # a camera's darker tone curve: the paper's greys drop most
     "blur-1.5": _blur(1.5),  # out of focus, or shaken
     "jpeg-30": _jpeg(30),  # a messenger's recompression
