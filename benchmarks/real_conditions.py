@@ -25,6 +25,7 @@ from digitvae.bench.real import measure
 from digitvae.data import realdata
 from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.optional import require
 
 cv2 = require("cv2", "changing the photos")
@@ -131,8 +132,11 @@ def main() -> None:
                         help="conditions to measure (default: all)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
-    data = realdata.load(args.real)
+    try:
+        data = realdata.load(args.real)
+        reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
+    except DigitVAEError as exc:
+        parser.error(str(exc))  # one line, exit status 2: a bad folder is the user's to fix
     print("| condition | photos 1 - edits/digits | photos precision | photos recall | sudoku train "
           "| sudoku validation | empty cells read (train / validation) |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -272,3 +272,12 @@ def test_real_conditions_on_the_mini_folder(shipped_folder):
     # third of the exposure alike (the polarity test once took dim paper for a board).
     assert rows["none"] == rows["exposure-0.3"] == ["-", "-", "-", "100.0%", "-", "0 / -"]
     assert rows["turn-8"][3:] == ["(not turned)"] * 3
+
+
+def test_real_conditions_refuses_a_missing_folder_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "real_conditions.py"), str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1].endswith("no such folder (expected a folder holding photos/labels.csv "
+                                                           "and/or sudoku/grids.csv + sudoku/cells.csv)")
+    assert "Traceback" not in result.stderr
