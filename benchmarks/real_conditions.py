@@ -60,6 +60,8 @@ def _blur(sigma: float) -> Change:
 def _jpeg(quality: int) -> Change:
     def change(image: np.ndarray) -> np.ndarray:
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError(f"OpenCV could not encode a {image.shape} {image.dtype} frame as JPEG")
         return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     return change
 
