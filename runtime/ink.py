@@ -26,11 +26,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .frame_input import halve
 from .lines import without_lines
 from .optional import require
-from .order import median
+from .order import Box, median
 
 cv2 = require("cv2", "finding digits in camera frames")
-
-Box = tuple[int, int, int, int]  # x, y, w, h
 
 CLOSING_SHARE: Final = 0.25  # paper kernel, share of the frame's shorter side: wider than
 # the strokes of the largest digit a frame can hold, narrower than a shadow's extent.

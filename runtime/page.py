@@ -19,10 +19,10 @@ import numpy as np
 
 from .frame_input import halve
 from .optional import require
+from .order import Box
 
 cv2 = require("cv2", "finding the page in camera frames")
 
-Box = tuple[int, int, int, int]  # x, y, w, h
 
 WORK_SIDE: Final = 160  # pixels of the longer side where the page is looked for: a sheet is large
 MIN_AREA: Final = 0.12  # a page covers at least this share of the frame (smaller: a card, a label)

@@ -25,9 +25,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from .order import reading_order
-
-Box = tuple[int, int, int, int]
+from .order import Box, reading_order
 
 #: Sightings before a track is shown: a detection seen once (a speck, a glint, the edge of
 #: a hand) never shows, for one frame's delay on a new digit. Where nothing is shown (the

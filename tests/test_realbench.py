@@ -268,8 +268,9 @@ def test_real_conditions_on_the_mini_folder(shipped_folder):
     assert result.returncode == 0, result.stderr
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| condition")}
-    # No photos in the mini folder, only train cells: read right in full light and at a
-    # third of the exposure alike (the polarity test once took dim paper for a board).
+    # No photos in the mini folder, only train cells: its rows say "-" for what is absent, and
+    # its clear puzzle reads right in full light and at a third of the exposure alike (it
+    # did so before the polarity change too: that change's test is test_camera's dim paper).
     assert rows["none"] == rows["exposure-0.3"] == ["-", "-", "-", "100.0%", "-", "0 / -"]
     assert rows["turn-8"][3:] == ["(not turned)"] * 3
 
