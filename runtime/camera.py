@@ -2,9 +2,9 @@
 
 A frame (BGR or gray, any size and depth, see :mod:`.frame_input`) goes through the
 stages of the image work, each taking the last one's output: :mod:`.page` (the sheet
-found and flattened), :mod:`.ink` (the ink map and its strokes), :mod:`.segment` (strokes
-in view grouped into candidate digits) and :mod:`.crops` (the candidates that are ink and
-not a stretch of line, each normalised as MNIST was). Then *all* crops of the frame go to
+found and flattened), :mod:`.ink` (the ink map), :mod:`.strokes` (its strokes),
+:mod:`.segment` (strokes in view grouped into candidate digits) and :mod:`.crops` (the
+candidates that are ink and not a stretch of line, each normalised as MNIST was). Then *all* crops of the frame go to
 the model in one batch, and come back as :class:`Detection` objects in reading order.
 
     from digitvae.runtime import DigitVAE
@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from . import crops, ink, page, segment
+from . import crops, ink, page, segment, strokes
 from .frame_input import to_gray
 from .model import Assessment
 from .novelty import GATES as ALL_GATES, SHAPE_MARGIN, Thresholds, oddness
@@ -120,9 +120,9 @@ class DigitReader:
             gray, sheet = page.flatten(gray, corners)
         inked = ink.ink_map(gray)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
-        strokes = ink.find_strokes(inked.contrast, self.min_height, max_height)
-        groups = segment.group_digits(segment.in_view(strokes.pieces, gray.shape), self.min_height, max_height)
-        kept = crops.candidate_crops(inked.contrast, strokes.binary, groups, self.min_height, self.max_digits)
+        found = strokes.find_strokes(inked.contrast, self.min_height, max_height)
+        groups = segment.group_digits(segment.in_view(found.pieces, gray.shape), self.min_height, max_height)
+        kept = crops.candidate_crops(inked.contrast, found.binary, groups, self.min_height, self.max_digits)
         if not kept:
             return Candidates([], empty.crops, [], inked.light_ink)
         order = segment.reading_order([box for box, _ in kept])

@@ -18,8 +18,8 @@ from typing import Final
 
 import numpy as np
 
-from .ink import MAX_ASPECT, Box, Piece, typical_height, piece_mask
-from .order import reading_order
+from .order import Box, reading_order
+from .strokes import MAX_ASPECT, Piece, piece_mask, typical_height
 
 __all__ = ["Box", "Group", "group_digits", "group_mask", "in_view", "reading_order"]
 

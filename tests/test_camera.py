@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.runtime import camera, crops, ink, lines, novelty, spec  # noqa: E402
+from digitvae.runtime import camera, crops, ink, lines, novelty, spec, strokes  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
 from digitvae.bench.evaluate import evaluate_reader  # noqa: E402
 from digitvae.data.frames import FrameGenerator  # noqa: E402
@@ -66,9 +66,9 @@ def paper(digits: list[np.ndarray], places: list[tuple[int, int]], height: int,
     paper's brightness a stroke's core takes away (soft pencil: about a fifth)."""
     page = np.full(size, 230, np.uint8)
     for image, (x, y) in zip(digits, places):
-        strokes = cv2.resize(image, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        drawn = cv2.resize(image, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
         region = page[y:y + height, x:x + height].astype(np.float32)
-        page[y:y + height, x:x + height] = np.clip(region * (1 - ink * np.clip(strokes, 0, 1)), 0, 255).astype(np.uint8)
+        page[y:y + height, x:x + height] = np.clip(region * (1 - ink * np.clip(drawn, 0, 1)), 0, 255).astype(np.uint8)
     return page
 
 
@@ -240,7 +240,7 @@ def test_a_stroke_faint_along_part_of_its_length_is_followed_to_its_end(mnist, m
     page = np.concatenate([strong[:, :230], faint[:, 230:]], axis=1)
     boxes = DigitReader(FakeVAE()).locate(page).boxes
     assert len(boxes) == 1 and boxes[0][2] >= 30  # the whole ring (35 px wide)
-    monkeypatch.setattr(ink, "HYSTERESIS", 1.0)  # without following it: half the ring
+    monkeypatch.setattr(strokes, "HYSTERESIS", 1.0)  # without following it: half the ring
     assert all(w < 25 for _, _, w, _ in DigitReader(FakeVAE()).locate(page).boxes)
 
 
@@ -249,11 +249,11 @@ def test_hysteresis_does_not_follow_strokes_into_pixel_noise(monkeypatch):
     page = np.clip(230 + rng.normal(0, 16, (480, 640)), 0, 255).astype(np.uint8)  # a grainy photo
     page[200:260, 300:306] = 100  # a "1"
     contrast = ink.ink_map(page).contrast
-    threshold = ink.ink_threshold(contrast)
-    inked = np.count_nonzero(ink.find_strokes(contrast, 14, 456).binary)
+    threshold = strokes.ink_threshold(contrast)
+    inked = np.count_nonzero(strokes.find_strokes(contrast, 14, 456).binary)
     assert inked == np.count_nonzero(contrast > threshold)  # the noise stops the hysteresis
-    monkeypatch.setattr(ink, "NOISE_LEVELS", 0.0)  # without that: strokes grow into the grain
-    assert np.count_nonzero(ink.find_strokes(contrast, 14, 456).binary) > 1.1 * inked
+    monkeypatch.setattr(strokes, "NOISE_LEVELS", 0.0)  # without that: strokes grow into the grain
+    assert np.count_nonzero(strokes.find_strokes(contrast, 14, 456).binary) > 1.1 * inked
 
 
 def test_a_digit_crossed_by_an_erased_line_stays_whole(mnist):
@@ -276,7 +276,7 @@ def test_digits_joined_by_the_line_they_sit_on_are_both_read(mnist, monkeypatch)
     assert len(found.boxes) == 2
     for (x, _, w, _), left in zip(found.boxes, (200, 260)):
         assert left <= x and x + w <= left + 56  # each digit alone, without the line
-    monkeypatch.setattr("digitvae.runtime.ink._too_wide", lambda *args: False)  # without the split, neither
+    monkeypatch.setattr("digitvae.runtime.strokes._too_wide", lambda *args: False)  # without the split, neither
     assert DigitReader(FakeVAE()).locate(page).boxes == []
 
 
@@ -363,7 +363,7 @@ def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
     page[bottom - 2:420, x - 1:x + 2] = np.minimum(page[bottom - 2:420, x - 1:x + 2], 110)  # a line on from the "1"
     boxes = DigitReader(FakeVAE()).locate(page).boxes
     assert len(boxes) == 4 and max(box[3] for box in boxes) < 50  # the "1" without the line
-    monkeypatch.setattr("digitvae.runtime.ink._split_overtall", lambda contrast, binary, pieces, *args: pieces)
+    monkeypatch.setattr("digitvae.runtime.strokes._split_overtall", lambda contrast, binary, pieces, *args: pieces)
     assert DigitReader(FakeVAE()).locate(page).boxes[-1][3] > 200  # without the rule: "1" and line as one
 
 
@@ -377,7 +377,7 @@ def test_a_digit_on_a_line_as_dark_as_its_ink_is_read_without_it(mnist, monkeypa
     page[bottom - 2:420, x - 1:x + 2] = page[200:260, 240:300].min()  # a line on from the "9", as dark
     boxes = DigitReader(FakeVAE()).locate(page).boxes
     assert len(boxes) == 4 and max(box[3] for box in boxes) < 60, boxes  # the "9" without the line
-    monkeypatch.setattr("digitvae.runtime.ink._trim_line", lambda binary, piece, *args: [piece])
+    monkeypatch.setattr("digitvae.runtime.strokes._trim_line", lambda binary, piece, *args: [piece])
     assert max(box[3] for box in DigitReader(FakeVAE()).locate(page).boxes) > 150  # without: "9" and line
 
 
@@ -414,7 +414,7 @@ def test_pinholes_in_a_pencil_8_do_not_make_it_a_mesh():
     import cv2
 
     def pieces(binary):
-        return ink._components(binary, (0, 0), 1)
+        return strokes._components(binary, (0, 0), 1)
 
     eight = np.zeros((70, 50), np.uint8)
     cv2.circle(eight, (25, 18), 13, 255, 4)
@@ -422,15 +422,15 @@ def test_pinholes_in_a_pencil_8_do_not_make_it_a_mesh():
     speckled = eight.copy()
     for y, x in ((5, 25), (18, 12), (48, 9), (64, 25)):  # paper showing through the grain: 1 px each
         speckled[y, x] = 0
-    assert all(not ink._netlike(p, 14) for p in pieces(speckled))
+    assert all(not strokes._netlike(p, 14) for p in pieces(speckled))
     # A grid's mesh (nine large cells) is one still.
     mesh = np.zeros((70, 70), np.uint8)
     for k in range(0, 70, 22):
         mesh[k:k + 2, :], mesh[:, k:k + 2] = 255, 255
-    assert any(ink._netlike(p, 14) for p in pieces(mesh))
+    assert any(strokes._netlike(p, 14) for p in pieces(mesh))
     with pytest.MonkeyPatch.context() as patch:  # counting the pinholes, the 8 was a mesh
-        patch.setattr("digitvae.runtime.ink.MIN_AREA", 1)
-        assert any(ink._netlike(p, 14) for p in pieces(speckled))
+        patch.setattr("digitvae.runtime.strokes.MIN_AREA", 1)
+        assert any(strokes._netlike(p, 14) for p in pieces(speckled))
 
 
 def test_crop_is_normalised_like_mnist(mnist):
