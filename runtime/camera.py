@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
-from . import crops, ink, page, segment, strokes
+from . import crops, ink, orient, page, segment, strokes
 from .frame_input import to_gray
 from .model import Assessment
 from .novelty import GATES as ALL_GATES, SHAPE_MARGIN, Thresholds, oddness
@@ -118,17 +118,27 @@ class DigitReader:
         sheet = None
         if corners is not None:
             gray, sheet = page.flatten(gray, corners)
-        inked = ink.ink_map(gray)
+        light, kept = self._candidates(gray)
+        angle = orient.line_angle([box for box, _ in kept])
+        turn = orient.Turn(gray.shape, angle) if angle is not None and abs(angle) >= orient.MIN_TURN else None
+        if turn is not None:  # lines at a slant: read again with the page turned level
+            light, kept = self._candidates(turn.apply(gray), light)
+        if not kept:
+            return Candidates([], empty.crops, [], light)
+        order = segment.reading_order([box for box, _ in kept])
+        boxes = [_to_frame(kept[i][0], turn, sheet, scale) for i, _ in order]
+        stack = np.stack([kept[i][1] for i, _ in order])
+        return Candidates(boxes, stack, [line for _, line in order], light)
+
+    def _candidates(self, gray: np.ndarray, light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
+        """A gray page (and its ink's polarity, where known) -> (whether its ink is light on
+        dark, the (box, crop) of each candidate digit): the ink, strokes, segment and crops stages."""
+        inked = ink.ink_map(gray, light_ink)
         max_height = int(MAX_HEIGHT_SHARE * gray.shape[0])
         found = strokes.find_strokes(inked.contrast, self.min_height, max_height)
         groups = segment.group_digits(segment.in_view(found.pieces, gray.shape), self.min_height, max_height)
-        kept = crops.candidate_crops(inked.contrast, found.binary, groups, self.min_height, self.max_digits)
-        if not kept:
-            return Candidates([], empty.crops, [], inked.light_ink)
-        order = segment.reading_order([box for box, _ in kept])
-        boxes = [_to_frame(kept[i][0] if sheet is None else sheet.to_frame(kept[i][0]), scale) for i, _ in order]
-        stack = np.stack([kept[i][1] for i, _ in order])
-        return Candidates(boxes, stack, [line for _, line in order], inked.light_ink)
+        return inked.light_ink, crops.candidate_crops(inked.contrast, found.binary, groups, self.min_height,
+                                                      self.max_digits)
 
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
@@ -176,8 +186,12 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
 
 
-def _to_frame(box: Box, scale: float) -> Box:
-    """A box in (possibly shrunk) working pixels -> frame pixels."""
+def _to_frame(box: Box, turn: orient.Turn | None, sheet: page.Page | None, scale: float) -> Box:
+    """A box read on the (turned, flattened, shrunk) page -> frame pixels."""
+    if turn is not None:
+        box = turn.to_page(box)
+    if sheet is not None:
+        box = sheet.to_frame(box)
     if scale == 1.0:
         return box
     x, y, w, h = box

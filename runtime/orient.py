@@ -1,0 +1,111 @@
+"""Text lines that do not run level: how far they are turned, and the page turned back.
+
+A sheet whose edges are in view is flattened upright by :mod:`.page`. Where the paper fills
+the frame, or a note is written askew on it, the lines of digits can still run at a slant,
+and a digit turned 20 degrees or more reads as another digit, or as none. The digits of a
+line are each other's nearest neighbours: :func:`line_angle` takes the direction from each
+candidate to its nearest neighbour of about its height, and where most of those directions
+agree, that is the lines' angle. :class:`Turn` turns the page back by it, onto a canvas that
+keeps every pixel in view, and maps the boxes read there back to the page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from .optional import require
+from .order import Box
+
+cv2 = require("cv2", "reading turned lines of digits")
+
+#: Lines within this many degrees of level are read as they are: handwriting climbs or falls
+#: that much on its own, and digits turned that far still read (see BENCHMARKS.md).
+MIN_TURN: Final = 8.0
+#: A link steeper than this is not along a line: a column of digits, or the next line.
+MAX_TURN: Final = 60.0
+#: Neighbours in a line: centres at most this many digit heights apart, heights within this ratio.
+REACH: Final = 2.5
+HEIGHT_RATIO: Final = 1.6
+#: The lines' angle needs at least MIN_LINKS links, AGREE_SHARE of them within AGREE degrees
+#: of their median: scattered digits point every way.
+MIN_LINKS: Final = 3
+AGREE: Final = 10.0
+AGREE_SHARE: Final = 0.6
+CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
+
+
+def line_angle(boxes: Sequence[Box]) -> float | None:
+    """The angle in degrees at which the text lines of these candidate boxes run (positive:
+    falling to the right, as image rows grow downwards), or None where too few candidates
+    link up or their links disagree."""
+    if len(boxes) < MIN_LINKS:
+        return None
+    x, y, w, h = np.asarray(boxes, np.float64).T
+    dx, dy = (x + w / 2)[None, :] - (x + w / 2)[:, None], (y + h / 2)[None, :] - (y + h / 2)[:, None]
+    taller, shorter = np.maximum(h[:, None], h[None, :]), np.minimum(h[:, None], h[None, :])
+    distance = np.hypot(dx, dy)
+    # Each candidate's nearest neighbour of about its height, within reach (not itself).
+    distance[(taller > HEIGHT_RATIO * shorter) | (distance > REACH * taller) | np.eye(len(h), dtype=bool)] = np.inf
+    nearest = distance.argmin(axis=1)
+    linked = np.isfinite(distance[np.arange(len(h)), nearest])
+    ldx, ldy = dx[linked, nearest[linked]], dy[linked, nearest[linked]]
+    angles = np.degrees(np.arctan2(np.where(ldx < 0, -ldy, ldy), np.abs(ldx)))  # pointing right
+    angles = angles[np.abs(angles) <= MAX_TURN]
+    if len(angles) < MIN_LINKS:
+        return None
+    middle = float(np.median(angles))
+    agreeing = int(np.count_nonzero(np.abs(angles - middle) <= AGREE))
+    return middle if agreeing >= max(MIN_LINKS, AGREE_SHARE * len(angles)) else None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A page of ``shape`` (h, w) turned by ``angle`` degrees (counter-clockwise as shown,
+    which levels lines that fall to the right by that angle) onto a canvas that holds all of it."""
+
+    shape: tuple[int, int]
+    angle: float
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The 2x3 affine map from page pixels to canvas pixels."""
+        h, w = self.shape
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), self.angle, 1.0)
+        width, height = self.canvas_size
+        matrix[:, 2] += ((width - w) / 2, (height - h) / 2)
+        return matrix
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """(width, height) of the canvas."""
+        h, w = self.shape
+        cos, sin = abs(math.cos(math.radians(self.angle))), abs(math.sin(math.radians(self.angle)))
+        return int(math.ceil(w * cos + h * sin)), int(math.ceil(w * sin + h * cos))
+
+    def apply(self, gray: np.ndarray) -> np.ndarray:
+        """The page turned (uint8). The corners the turn opens continue the page smoothly (its
+        edge pixels carried outwards, then blurred), so that they hold neither an edge nor
+        the streaks that carrying a noisy edge row outwards would draw."""
+        size = self.canvas_size
+        turned = cv2.warpAffine(gray, self.matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inside = cv2.warpAffine(np.full(gray.shape, 255, np.uint8), self.matrix, size, flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        small = cv2.resize(turned, (max(1, size[0] // CORNER_BLUR), max(1, size[1] // CORNER_BLUR)),
+                           interpolation=cv2.INTER_AREA)
+        smooth = cv2.resize(cv2.blur(small, (3, 3)), size, interpolation=cv2.INTER_LINEAR)
+        return np.where(inside > 0, turned, smooth)
+
+    def to_page(self, box: Box) -> Box:
+        """A box on the canvas -> the page box that holds its four corners (within the page)."""
+        x, y, w, h = box
+        corners = np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]]).reshape(-1, 1, 2)
+        mapped = cv2.transform(corners, cv2.invertAffineTransform(self.matrix)).reshape(-1, 2)
+        height, width = self.shape
+        x0, y0 = (min(max(int(math.floor(v)), 0), side - 1) for v, side in zip(mapped.min(axis=0), (width, height)))
+        x1, y1 = (min(max(int(math.ceil(v)), 1), side) for v, side in zip(mapped.max(axis=0), (width, height)))
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
