@@ -100,10 +100,14 @@ CONDITIONS: dict[str, Change] = {
     "scale-1.5": _scale(1.5),  # a higher-resolution one, or closer
     "turn-8": _turn(8.0),  # the camera held askew (counter-clockwise)
     "turn-minus-8": _turn(-8.0),
+    "turn-20": _turn(20.0),  # a note written or held at a slant, no sheet edge in view
+    "turn-30": _turn(30.0),
+    "turn-minus-30": _turn(-30.0),
+    "turn-45": _turn(45.0),
 }
 
 
-PHOTOS_ONLY = ("turn-8", "turn-minus-8")
+PHOTOS_ONLY = tuple(name for name in CONDITIONS if name.startswith("turn"))
 
 
 class ChangedReader:
