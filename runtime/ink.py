@@ -25,9 +25,8 @@ CLOSING_SHARE: Final = 0.25  # paper kernel, share of the frame's shorter side: 
 # the strokes of the largest digit a frame can hold, narrower than a shadow's extent.
 SMALL_KERNEL: Final = 9  # that kernel in pixels of the reduced image the closing runs on
 MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 28x28 image
-POLARITY_SIDE: Final = 240  # least pixels on the shorter side where polarity is judged:
-# thin pen strokes must still stand out there (at 120 a dim photo's fine pen faded to "no strokes").
-SURFACE_SIDE: Final = 120  # least pixels on the shorter side where the surface's closing starts
+POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is judged:
+# small digits (24 px in a 480 px frame) must still be a few pixels tall there.
 POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
 BOARD_MAX: Final = 128  # with no strokes, a board's typical (median) pixel is darker than this
 BOARD_RANGE: Final = (0.01, 0.5, 0.999)  # quantiles: a frame's darkest, typical and brightest (sparse chalk too)
@@ -52,16 +51,14 @@ class InkMap:
     light_ink: bool
 
 
-
 def ink_map(gray: np.ndarray, light_ink: bool | None = None) -> InkMap:
     """Gray uint8 (H, W) -> :class:`InkMap` (see the module docstring). ``light_ink``:
     the ink's polarity where it is known already (the same page, turned), else judged here."""
     h, w = gray.shape
-    # One chain of halvings (OpenCV's fast path) serves the polarity test and, reduced
-    # further, the surface estimate.
-    finer = halve(gray, POLARITY_SIDE)
-    light = _light_ink(finer) if light_ink is None else light_ink
-    small = halve(finer, SURFACE_SIDE)
+    # One reduction by halvings (OpenCV's fast path) serves the polarity test and,
+    # reduced further, the surface estimate.
+    small = halve(gray, POLARITY_SIDE)
+    light = _light_ink(small) if light_ink is None else light_ink
     side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) * small.shape[0] / h  # kernel, small's px
     smaller = _shrink(small, SMALL_KERNEL / side)
     k = max(3, int(round(side * smaller.shape[0] / small.shape[0])) | 1)
