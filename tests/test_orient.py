@@ -25,10 +25,14 @@ def test_the_angle_of_a_line_of_digits(angle):
     assert orient.line_angle(line_of_boxes(angle)) == pytest.approx(angle, abs=1.5)
 
 
+@pytest.mark.parametrize("lean", [-20.0, 0.0, 15.0])
+def test_a_column_of_digits_says_how_far_it_leans(lean):
+    column = line_of_boxes(90.0 + lean)  # a list written down the page, turned by ``lean``
+    assert orient.line_angle(column) == pytest.approx(lean, abs=1.5)
+
+
 def test_no_angle_without_a_line():
     assert orient.line_angle(line_of_boxes(20.0, count=2)) is None  # too few to tell a line
-    column = [(300, 100 + 80 * k, 50, 60) for k in range(5)]
-    assert orient.line_angle(column) is None  # digits one under another
     rng = np.random.default_rng(0)
     scattered = [(int(x), int(y), 50, 60) for x, y in rng.uniform(0, 600, (12, 2))]
     assert orient.line_angle(scattered) is None  # scattered digits point every way
@@ -80,3 +84,23 @@ def test_the_ink_map_takes_a_known_polarity(mnist):
     page = sheet(mnist, DIGITS)  # dark ink on paper
     assert not ink.ink_map(page).light_ink
     assert ink.ink_map(page, light_ink=True).light_ink  # told: the same page turned was chalk
+
+
+def column_turned(mnist, labels: list[int], angle: float) -> np.ndarray:
+    """``labels`` written one under another on paper that fills a 480x640 frame, turned."""
+    big = np.full((1000, 1100), 235, np.uint8)
+    for k, digit in enumerate(labels):
+        big[330 + 90 * k:390 + 90 * k, 520:580] = sheet(mnist, [digit], (200, 420))[70:130, 30:90]  # the digit alone
+    matrix = cv2.getRotationMatrix2D((550, 500), angle, 1.0)
+    return cv2.warpAffine(big, matrix, (1100, 1000), borderMode=cv2.BORDER_REPLICATE)[260:740, 230:870]
+
+
+@pytest.mark.parametrize("angle", [25.0, -30.0])
+def test_a_turned_column_of_digits_is_read_top_to_bottom(mnist, shipped_vae, monkeypatch, angle):
+    labels = DIGITS
+    frame = column_turned(mnist, labels, angle)
+    detections = [d for d in DigitReader(shipped_vae).read(frame) if d.is_digit]
+    assert [d.digit for d in detections] == labels
+    assert [d.line for d in detections] == list(range(len(labels)))  # one digit a line, top to bottom
+    monkeypatch.setattr(orient, "MIN_TURN", 90.0)
+    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] != labels
