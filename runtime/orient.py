@@ -38,31 +38,50 @@ HEIGHT_RATIO: Final = 1.6
 MIN_LINKS: Final = 3
 AGREE: Final = 10.0
 AGREE_SHARE: Final = 0.6
+ALIGN: Final = 0.3  # of a digit's height: the centres of one line's digits lie within it of its axis
 CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
 
 
 def line_angle(boxes: Sequence[Box]) -> float | None:
     """The angle in degrees by which the text lines of these candidate boxes run off level
     (positive: falling to the right, as image rows grow downwards), or their columns off
-    upright, or None where too few candidates link up or their links disagree."""
+    upright, or None where too few candidates link up, their links disagree, or the page
+    turned by it lines them up no better than upright."""
     if len(boxes) < MIN_LINKS:
         return None
     x, y, w, h = np.asarray(boxes, np.float64).T
-    dx, dy = (x + w / 2)[None, :] - (x + w / 2)[:, None], (y + h / 2)[None, :] - (y + h / 2)[:, None]
-    taller, shorter = np.maximum(h[:, None], h[None, :]), np.minimum(h[:, None], h[None, :])
+    cx, cy = x + w / 2, y + h / 2
+    dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]
     distance = np.hypot(dx, dy)
-    # Each candidate's nearest neighbour of about its height, within reach (not itself).
-    distance[(taller > HEIGHT_RATIO * shorter) | (distance > REACH * taller) | np.eye(len(h), dtype=bool)] = np.inf
-    nearest = distance.argmin(axis=1)
-    linked = np.isfinite(distance[np.arange(len(h)), nearest])
+    taller, shorter = np.maximum(h[:, None], h[None, :]), np.minimum(h[:, None], h[None, :])
+    near = (taller <= HEIGHT_RATIO * shorter) & (distance <= REACH * taller) & ~np.eye(len(h), dtype=bool)
+    # Each candidate's link to its nearest neighbour of about its height.
+    nearest = np.where(near, distance, np.inf).argmin(axis=1)
+    linked = near[np.arange(len(h)), nearest]
     ldx, ldy = dx[linked, nearest[linked]], dy[linked, nearest[linked]]
     angles = np.degrees(np.arctan2(np.where(ldx < 0, -ldy, ldy), np.abs(ldx)))  # pointing right
     angles = np.where(np.abs(angles) <= MAX_TURN, angles, angles - np.copysign(90.0, angles))  # columns
     if len(angles) < MIN_LINKS:
         return None
     middle = float(np.median(angles))
-    agreeing = int(np.count_nonzero(np.abs(angles - middle) <= AGREE))
-    return middle if agreeing >= max(MIN_LINKS, AGREE_SHARE * len(angles)) else None
+    if np.count_nonzero(np.abs(angles - middle) <= AGREE) < max(MIN_LINKS, AGREE_SHARE * len(angles)):
+        return None
+    # Two level lines set off by half a digit, or a staircase of marks, link on the slant;
+    # a turned page's candidates line up better turned back than as they are.
+    if _aligned(cx, cy, shorter, near, middle) < _aligned(cx, cy, shorter, near, 0.0):
+        return None
+    return middle
+
+
+def _aligned(cx: np.ndarray, cy: np.ndarray, shorter: np.ndarray, near: np.ndarray, angle: float) -> int:
+    """Pairs of neighbours (``near``) that sit on one line, or in one column, of a page whose
+    lines run at ``angle`` degrees: their centres within ALIGN of the shorter one's height."""
+    a = np.radians(angle)
+    along, across = cx * np.cos(a) + cy * np.sin(a), cy * np.cos(a) - cx * np.sin(a)
+    tolerance = ALIGN * shorter
+    in_line = np.abs(across[:, None] - across[None, :]) <= tolerance
+    in_column = np.abs(along[:, None] - along[None, :]) <= tolerance
+    return int(np.count_nonzero(near & (in_line | in_column)))
 
 
 @dataclass(frozen=True)

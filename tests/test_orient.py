@@ -39,6 +39,14 @@ def test_no_angle_without_a_line():
     assert orient.line_angle([]) is None
 
 
+def test_two_level_lines_set_off_by_half_a_digit_are_not_turned(monkeypatch):
+    top = [(100 + 60 * k, 300, 30, 40) for k in range(5)]
+    bottom = [(130 + 60 * k, 345, 30, 40) for k in range(5)]  # each digit nearest one below
+    assert orient.line_angle(top + bottom) is None  # lined up better upright than turned
+    monkeypatch.setattr(orient, "_aligned", lambda *args: 0)
+    assert orient.line_angle(top + bottom) == pytest.approx(56.3, abs=0.1)  # the links alone slant
+
+
 def test_a_box_on_the_turned_canvas_maps_back_onto_the_page():
     turn = orient.Turn((480, 640), 30.0)
     page = np.zeros((480, 640), np.uint8)
