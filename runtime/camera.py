@@ -4,8 +4,10 @@ A frame (BGR or gray, any size and depth, see :mod:`.frame_input`) goes through 
 stages of the image work, each taking the last one's output: :mod:`.page` (the sheet
 found and flattened), :mod:`.ink` (the ink map), :mod:`.strokes` (its strokes),
 :mod:`.segment` (strokes in view grouped into candidate digits) and :mod:`.crops` (the
-candidates that are ink and not a stretch of line, each normalised as MNIST was). Then *all* crops of the frame go to
-the model in one batch, and come back as :class:`Detection` objects in reading order.
+candidates that are ink and not a stretch of line, each normalised as MNIST was). Where the
+candidates' lines run at a slant, :mod:`.orient` turns the page level and those stages run
+again on it. Then *all* crops of the frame go to the model in one batch, and come back as
+:class:`Detection` objects in reading order.
 
     from digitvae.runtime import DigitVAE
     from digitvae.runtime.camera import DigitReader
@@ -119,8 +121,7 @@ class DigitReader:
         if corners is not None:
             gray, sheet = page.flatten(gray, corners)
         light, kept = self._candidates(gray)
-        angle = orient.line_angle([box for box, _ in kept])
-        turn = orient.Turn(gray.shape, angle) if angle is not None and abs(angle) >= orient.MIN_TURN else None
+        turn = orient.level_turn([box for box, _ in kept], gray.shape)
         if turn is not None:  # lines at a slant: read again with the page turned level
             light, kept = self._candidates(turn.apply(gray), light)
         if not kept:

@@ -4,9 +4,11 @@ A sheet whose edges are in view is flattened upright by :mod:`.page`. Where the 
 the frame, or a note is written askew on it, the lines of digits can still run at a slant,
 and a digit turned 20 degrees or more reads as another digit, or as none. The digits of a
 line are each other's nearest neighbours: :func:`line_angle` takes the direction from each
-candidate to its nearest neighbour of about its height, and where most of those directions
-agree, that is the lines' angle. :class:`Turn` turns the page back by it, onto a canvas that
-keeps every pixel in view, and maps the boxes read there back to the page.
+candidate to its nearest neighbour of about its height (a steep one runs down a column, and
+says how far the column leans), and where most of those directions agree, and the page
+turned by that much lines the candidates up at least as well as upright, that is the lines'
+angle. :class:`Turn` turns the page back by it, onto a canvas that keeps every pixel in
+view, and maps the boxes read there back to the page.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ AGREE: Final = 10.0
 AGREE_SHARE: Final = 0.6
 ALIGN: Final = 0.3  # of a digit's height: the centres of one line's digits lie within it of its axis
 CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
+
+
+def level_turn(boxes: Sequence[Box], shape: tuple[int, int]) -> Turn | None:
+    """The :class:`Turn` of a page of ``shape`` (h, w) that levels the lines of these
+    candidate boxes, or None where they run level enough to read as they are."""
+    angle = line_angle(boxes)
+    return Turn(shape, angle) if angle is not None and abs(angle) >= MIN_TURN else None
 
 
 def line_angle(boxes: Sequence[Box]) -> float | None:
