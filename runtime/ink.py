@@ -38,6 +38,9 @@ POLARITY_WINDOW: Final = 2  # median over (that side / this) pixels: wider than 
 MIN_PAPER: Final = 48  # contrast denominator floor: a black frame's noise is not ink
 MIN_BOARD: Final = 32  # the same for a board, dark by nature
 CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board = contrast 255
+#: Pixels where polarity is judged: strokes are narrower than this; paper beside a dark desk is not.
+STROKE_WIDTH: Final = 3
+_STROKE: Final = cv2.getStructuringElement(cv2.MORPH_RECT, (STROKE_WIDTH, STROKE_WIDTH))
 INK_FLOOR: Final = 50  # lowest ink threshold, contrast 0..255 (~20% darker than paper): soft pencil passes
 
 
@@ -96,8 +99,12 @@ def _light_ink(small: np.ndarray) -> bool:
     where it is cheap) gives its brightness, and keeps shadow edges sharp; strokes stand
     out from it on one side, strongly, while noise and texture spread to both sides
     about equally; the strongest responses (a high percentile) on each side decide.
-    (A morphological top-hat would not do: the paper *between* dark strokes is itself a
-    thin bright feature; nor would a local mean, which smears shadow edges.)"""
+    Strokes are thin: a frame taken for a board must also show its thin responses (narrower
+    than ``STROKE_WIDTH``: the top-hat of each side's) led by bright ones where they stand
+    out, so that a sheet of paper beside a dark desk, a broad response above a surface the
+    desk pulls down, with thin dark strokes on it, is not taken for chalk.
+    (A top-hat of the frame itself would not do: the paper *between* dark strokes is a thin
+    bright feature; nor would a local mean, which smears shadow edges.)"""
     coarse = _shrink(small, POLARITY_COARSE / min(small.shape))
     k = max(3, (min(coarse.shape) // POLARITY_WINDOW) | 1)
     surface = cv2.medianBlur(coarse, min(k, 255))
@@ -108,14 +115,20 @@ def _light_ink(small: np.ndarray) -> bool:
     # small digits share the frame with a shadow's edge (whose responses are broad, weak).
     dark, bright = _tails(darker, POLARITY_TAILS), _tails(brighter, POLARITY_TAILS)
     darkest, typical, brightest = quantiles(small, BOARD_RANGE)
-    if max(dark, bright) < POLARITY_WEAK * max(typical, MIN_BOARD):
+    weak = POLARITY_WEAK * max(typical, MIN_BOARD)
+    if max(dark, bright) < weak:
         # No strokes stand out (a blank page or board): the surface's own brightness
         # decides, so that its texture is never mistaken for ink of the other polarity.
         return typical < BOARD_MAX
     # Chalk needs a board: paper with a dark rim (a grid's thick line, the desk beyond a
     # cell) has bright responses beside the rim too, but its typical pixel is nearer its
     # brightest than its darkest; a board's is nearer its darkest (chalk is brighter still).
-    return bright > dark and typical - darkest < brightest - typical
+    if not (bright > dark and typical - darkest < brightest - typical):
+        return False
+    # ... and thin bright strokes: where thin responses stand out, the bright ones must lead.
+    thin_dark, thin_bright = (_tails(cv2.morphologyEx(r, cv2.MORPH_TOPHAT, _STROKE), POLARITY_TAILS)
+                              for r in (darker, brighter))
+    return max(thin_dark, thin_bright) < weak or thin_bright > thin_dark
 
 
 def _tails(values: np.ndarray, qs: tuple[float, ...]) -> float:

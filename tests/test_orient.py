@@ -151,3 +151,16 @@ def test_a_real_sudoku_photo_turned_is_read_row_by_row(shipped_vae, monkeypatch,
     assert same_rows(turned) >= 5
     monkeypatch.setattr(orient, "MIN_TURN", 90.0)  # never turned: rows read across each other
     assert same_rows(turned) <= 1
+
+
+def test_a_sheet_beside_a_dark_desk_with_its_edges_out_of_view_is_paper(shipped_vae):
+    # The committed iPhone sudoku photo turned 25 degrees clockwise: no sheet edge for the
+    # page stage, half the frame desk and banner. The paper beside the dark desk is a broad
+    # bright response; only thin ones (strokes) decide, and the ink's are dark.
+    from conftest import REPO
+
+    photo = cv2.imread(str(REPO / "tests/data/realdata/sudoku/images/02_17_iphone_14_0.jpg"))
+    turned = turned_photo(photo, -25.0)
+    gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
+    assert not ink.ink_map(gray).light_ink
+    assert len([d for d in DigitReader(shipped_vae).read(turned) if d.is_digit]) >= 45  # of 60 upright
