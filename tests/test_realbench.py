@@ -282,3 +282,35 @@ def test_real_conditions_refuses_a_missing_folder_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].endswith("no such folder (expected a folder holding photos/labels.csv "
                                                            "and/or sudoku/grids.csv + sudoku/cells.csv)")
     assert "Traceback" not in result.stderr
+
+
+# --- whole puzzle photos read in one frame (benchmarks/whole_puzzles.py) ----------------------------
+
+
+def test_whole_puzzles_on_the_mini_folder(shipped_folder):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_puzzles.py"), str(MINI),
+                             "--artifacts", str(shipped_folder)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in result.stdout.splitlines()
+            if line.startswith("| train")]
+    assert len(rows) == 1  # the mini folder holds two train photos of one puzzle, no validation
+    split, photos, digits, right, missed, wrong, empty, nothing, _ = rows[0]
+    labelled = sum(1 for r in csv.DictReader(open(MINI / "sudoku" / "cells.csv")) if r["label"] != realdata.NOTES)
+    assert (photos, digits, nothing) == ("2", str(labelled), "0")
+    assert float(right.rstrip("%")) >= 90.0  # its digits read in place from the whole photos
+    assert float(right.rstrip("%")) + float(missed.rstrip("%")) + float(wrong.rstrip("%")) == pytest.approx(100.0, abs=0.2)
+
+
+def test_whole_puzzles_turns_the_photos_and_keeps_the_cells_in_place(shipped_folder):
+    base = [sys.executable, str(REPO / "benchmarks" / "whole_puzzles.py"), str(MINI), "--artifacts", str(shipped_folder)]
+    result = subprocess.run(base + ["--turn", "15"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    right = [line.split("|")[4].strip() for line in result.stdout.splitlines() if line.startswith("| train")][0]
+    assert float(right.rstrip("%")) >= 80.0  # grid corners turned with the photo: cells still match
+
+
+def test_whole_puzzles_refuses_a_missing_folder_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "whole_puzzles.py"), str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "no such folder" in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr

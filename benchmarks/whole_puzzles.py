@@ -1,0 +1,120 @@
+"""Whole sudoku photos read in one frame, as a user photographs a puzzle.
+
+``digitvae bench --real`` reads each cell cut from the grid on its own. This reads each
+whole photo with ``DigitReader.read`` (the page, ink and turn stages included) and puts
+every accepted digit in the cell its box's centre falls in, through the grid's corners in
+grids.csv. Per split, over the labelled digit cells: read right (an accepted digit in the
+cell is the label), missed (no digit in the cell), wrong (only other digits); the empty
+cells that got a digit; and the photos that gave no digit at all (a frame whose polarity is
+misjudged reads nothing). Digits outside the grid (page numbers, a solving time) and notes
+cells are not scored. The same photos may be turned first (``--turn DEGREES``), onto a
+canvas whose opened corners continue the photo smoothly.
+
+    python benchmarks/whole_puzzles.py ../shared/realdata
+    python benchmarks/whole_puzzles.py ../shared/realdata --precision int8 --turn 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from digitvae.data import realdata
+from digitvae.runtime import DigitVAE
+from digitvae.runtime.camera import DigitReader
+from digitvae.runtime.errors import DigitVAEError
+from digitvae.runtime.optional import require
+
+cv2 = require("cv2", "reading whole puzzle photos")
+
+
+def turned(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the photo turned on a canvas that keeps it whole, the 2x3 map from photo to canvas)."""
+    h, w = image.shape[:2]
+    cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+    size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
+    out = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
+    return np.where(inside[..., None], out, cv2.GaussianBlur(out, (0, 0), 0.02 * max(size))), matrix
+
+
+def cells_of(detections: list[Any], corners: np.ndarray) -> dict[tuple[int, int], list[int]]:
+    """The accepted digits of a frame by the (row, col) their box's centre falls in, through
+    the grid's four corners (frame pixels, TL, TR, BR, BL); digits off the grid are left out."""
+    to_grid = cv2.getPerspectiveTransform(corners.astype(np.float32), np.float32([[0, 0], [9, 0], [9, 9], [0, 9]]))
+    found: dict[tuple[int, int], list[int]] = {}
+    for d in detections:
+        if not d.is_digit:
+            continue
+        x, y, w, h = d.box
+        gx, gy = cv2.perspectiveTransform(np.float32([[[x + w / 2, y + h / 2]]]), to_grid)[0, 0]
+        if 0 <= gx < 9 and 0 <= gy < 9:
+            found.setdefault((int(gy), int(gx)), []).append(d.digit)
+    return found
+
+
+def score(grid: realdata.Grid, found: dict[tuple[int, int], list[int]]) -> dict[str, int]:
+    """Counts for one photo: digit cells right, missed and wrong; empty cells given a digit."""
+    labels = {(c.row, c.col): c.label for c in grid.cells}
+    digits = [(cell, label) for cell, label in labels.items() if label is not None]
+    right = sum(label in found.get(cell, []) for cell, label in digits)
+    missed = sum(cell not in found for cell, _ in digits)
+    empty = [(r, c) for r in range(9) for c in range(9) if (r, c) not in labels]
+    return {"digits": len(digits), "right": right, "missed": missed, "wrong": len(digits) - right - missed,
+            "empty": len(empty), "empty_read": sum(cell in found for cell in empty), "nothing": int(not found)}
+
+
+def measure(reader: DigitReader, data: realdata.RealData, degrees: float) -> dict[str, dict[str, float]]:
+    """The counts of each split, summed over its photos, and the median milliseconds a photo."""
+    totals: dict[str, dict[str, float]] = {}
+    times: dict[str, list[float]] = {}
+    for grid in data.grids:
+        image = realdata.read_image(grid.path)
+        corners = grid.corners
+        if degrees:
+            image, matrix = turned(image, degrees)
+            corners = cv2.transform(corners.reshape(-1, 1, 2).astype(np.float32), matrix).reshape(-1, 2)
+        start = time.perf_counter()
+        detections = reader.read(image)
+        times.setdefault(grid.split, []).append((time.perf_counter() - start) * 1e3)
+        split = totals.setdefault(grid.split, {"photos": 0})
+        split["photos"] += 1
+        for key, value in score(grid, cells_of(detections, corners)).items():
+            split[key] = split.get(key, 0) + value
+    for split, ms in times.items():
+        totals[split]["median_ms"] = float(np.median(ms))
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("real", help="a folder laid out like ../shared/realdata")
+    parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser.add_argument("--turn", type=float, default=0.0, help="turn each photo this many degrees first (counter-clockwise)")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    try:
+        data = realdata.load(args.real)
+        reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
+    except DigitVAEError as exc:
+        parser.error(str(exc))  # one line, exit status 2: a bad folder is the user's to fix
+    if not data.grids:
+        parser.error(f"{args.real}: no sudoku photos to read (expected sudoku/grids.csv with rows)")
+    print("| split | photos | digit cells | read right | missed | wrong digit | empty cells given a digit "
+          "| photos with no digit read | median ms/photo |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for split, t in measure(reader, data, args.turn).items():
+        n = max(t["digits"], 1)
+        print(f"| {split} | {t['photos']} | {t['digits']} | {100 * t['right'] / n:.1f}% | {100 * t['missed'] / n:.1f}% "
+              f"| {100 * t['wrong'] / n:.1f}% | {t['empty_read']} / {t['empty']} | {t['nothing']} | {t['median_ms']:.0f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
