@@ -71,21 +71,24 @@ def _scale(factor: float) -> Change:
     return lambda image: cv2.resize(image, None, fx=factor, fy=factor, interpolation=method)
 
 
+def turned(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """(``image`` turned about its centre onto a canvas large enough to keep every pixel in
+    view, the 2x3 map from image to canvas pixels). The corners the turn opens continue the
+    photo's edge smoothly (its edge pixels carried outwards, then blurred): paper going on,
+    with neither an edge nor streaks of carried noise."""
+    h, w = image.shape[:2]
+    cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+    size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
+    out = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
+    smooth = cv2.GaussianBlur(out, (0, 0), 0.02 * max(size))
+    return np.where(inside[..., None] if out.ndim == 3 else inside, out, smooth), matrix
+
+
 def _turn(degrees: float) -> Change:
-    """Turned about the centre onto a canvas large enough to keep every pixel in view. The
-    corners it opens continue the photo's edge smoothly (its edge pixels carried outwards,
-    then blurred): paper going on, with neither an edge nor streaks of carried noise."""
-    def change(image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
-        size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
-        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-        matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
-        turned = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
-        smooth = cv2.GaussianBlur(turned, (0, 0), 0.02 * max(size))
-        return np.where(inside[..., None] if turned.ndim == 3 else inside, turned, smooth)
-    return change
+    return lambda image: turned(image, degrees)[0]
 
 
 CONDITIONS: dict[str, Change] = {

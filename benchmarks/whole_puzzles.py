@@ -27,20 +27,9 @@ from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
 from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.optional import require
+from real_conditions import turned  # the same turn as the conditions' (this folder)
 
 cv2 = require("cv2", "reading whole puzzle photos")
-
-
-def turned(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
-    """(the photo turned on a canvas that keeps it whole, the 2x3 map from photo to canvas)."""
-    h, w = image.shape[:2]
-    cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
-    size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
-    out = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
-    return np.where(inside[..., None], out, cv2.GaussianBlur(out, (0, 0), 0.02 * max(size))), matrix
 
 
 def cells_of(detections: list[Any], corners: np.ndarray) -> dict[tuple[int, int], list[int]]:
@@ -96,7 +85,8 @@ def main() -> None:
     parser.add_argument("real", help="a folder laid out like ../shared/realdata")
     parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
-    parser.add_argument("--turn", type=float, default=0.0, help="turn each photo this many degrees first (counter-clockwise)")
+    parser.add_argument("--turn", type=float, default=0.0,
+                        help="turn each photo this many degrees first (counter-clockwise)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     try:
@@ -111,9 +101,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for split, t in measure(reader, data, args.turn).items():
         n = max(t["digits"], 1)
-        print(f"| {split} | {t['photos']} | {t['digits']} | {100 * t['right'] / n:.1f}% | {100 * t['missed'] / n:.1f}% "
-              f"| {100 * t['wrong'] / n:.1f}% | {t['empty_read']} / {t['empty']} | {t['nothing']} | {t['median_ms']:.0f} |",
-              flush=True)
+        print(f"| {split} | {t['photos']} | {t['digits']} | {100 * t['right'] / n:.1f}% "
+              f"| {100 * t['missed'] / n:.1f}% | {100 * t['wrong'] / n:.1f}% | {t['empty_read']} / {t['empty']} "
+              f"| {t['nothing']} | {t['median_ms']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -131,7 +131,8 @@ class DigitReader:
         stack = np.stack([kept[i][1] for i, _ in order])
         return Candidates(boxes, stack, [line for _, line in order], light)
 
-    def _candidates(self, gray: np.ndarray, light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
+    def _candidates(self, gray: np.ndarray,
+                    light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
         """A gray page (and its ink's polarity, where known) -> (whether its ink is light on
         dark, the (box, crop) of each candidate digit): the ink, strokes, segment and crops stages."""
         inked = ink.ink_map(gray, light_ink)
