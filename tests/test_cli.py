@@ -67,3 +67,22 @@ def test_bad_arguments_are_one_line(tmp_path):
     assert result.returncode == 2 and "invalid choice" in result.stderr
     result = run_cli("classify", "--artifacts", str(tmp_path / "none"), str(tmp_path), check=False)
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly():
+    # ``digitvae classify ... --json | head``: more output than a pipe buffers, and the
+    # reader leaves after a few bytes. A traceback there is noise; the shell's status is 141.
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    photo = str(REPO / "tests/data/realdata/sudoku/images/02_17_iphone_14_0.jpg")
+    proc = subprocess.Popen([sys.executable, "-m", "digitvae.runtime.cli", "classify", "--json", *[photo] * 12],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100).startswith(b"[")
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
