@@ -164,3 +164,16 @@ def test_a_sheet_beside_a_dark_desk_with_its_edges_out_of_view_is_paper(shipped_
     gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
     assert not ink.ink_map(gray).light_ink
     assert len([d for d in DigitReader(shipped_vae).read(turned) if d.is_digit]) >= 45  # of 60 upright
+
+
+def test_generated_white_digits_on_black_stay_chalk(tmp_path, shipped_folder):
+    # MNIST's look, as `digitvae generate` draws it: strokes far wider than a pen's, so its
+    # dark responses are broad (the gaps between strokes), and the thin-stroke check must
+    # not call it paper (a first version did: the strip read "????").
+    from digitvae.runtime.cli import main
+
+    out = tmp_path / "sevens.png"
+    assert main(["generate", "--digit", "7", "-n", "4", "--seed", "0", "-o", str(out),
+                 "--artifacts", str(shipped_folder)]) == 0
+    strip = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert ink.ink_map(strip).light_ink
