@@ -41,7 +41,7 @@ CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board 
 #: Pixels where polarity is judged: strokes are narrower than this; paper beside a dark desk is not.
 STROKE_WIDTH: Final = 3
 _STROKE: Final = cv2.getStructuringElement(cv2.MORPH_RECT, (STROKE_WIDTH, STROKE_WIDTH))
-THIN_SHARE: Final = 0.5  # of the dark responses that thin strokes carry where the ink is pen or pencil
+THIN_SHARE: Final = 0.25  # of the dark responses that thin strokes carry where the ink is pen or pencil
 INK_FLOOR: Final = 50  # lowest ink threshold, contrast 0..255 (~20% darker than paper): soft pencil passes
 
 
