@@ -41,7 +41,7 @@ CHALK_RATIO: Final = 3.0  # chalk as bright as this many boards above the board 
 #: Pixels where polarity is judged: strokes are narrower than this; paper beside a dark desk is not.
 STROKE_WIDTH: Final = 3
 _STROKE: Final = cv2.getStructuringElement(cv2.MORPH_RECT, (STROKE_WIDTH, STROKE_WIDTH))
-THIN_SHARE: Final = 0.25  # of the dark responses that thin strokes carry where the ink is pen or pencil
+THIN_SHARE: Final = 0.25  # of the dark tail a top-hat keeps where the ink is pen or pencil (0.49 and up)
 INK_FLOOR: Final = 50  # lowest ink threshold, contrast 0..255 (~20% darker than paper): soft pencil passes
 
 
@@ -100,11 +100,11 @@ def _light_ink(small: np.ndarray) -> bool:
     where it is cheap) gives its brightness, and keeps shadow edges sharp; strokes stand
     out from it on one side, strongly, while noise and texture spread to both sides
     about equally; the strongest responses (a high percentile) on each side decide.
-    Pen and pencil are thin: a frame taken for a board is paper after all where most of its
-    dark responses are thin strokes (narrower than ``STROKE_WIDTH``: they survive a top-hat)
-    that outweigh its thin bright ones, so that a sheet of paper beside a dark desk, a broad
-    bright response above a surface the desk pulls down, is not taken for chalk; thick white
-    digits on black (MNIST's own look) stay chalk.
+    Pen and pencil are thin: a frame taken for a board is paper after all where its dark
+    responses are largely thin strokes (narrower than ``STROKE_WIDTH``: they survive a
+    top-hat; ``THIN_SHARE``) that outweigh its thin bright ones, so that a sheet of paper
+    beside a dark desk, a broad bright response above a surface the desk pulls down, is not
+    taken for chalk; thick white digits on black (MNIST's own look) stay chalk.
     (A top-hat of the frame itself would not do: the paper *between* dark strokes is a thin
     bright feature; nor would a local mean, which smears shadow edges.)"""
     coarse = _shrink(small, POLARITY_COARSE / min(small.shape))
@@ -127,8 +127,8 @@ def _light_ink(small: np.ndarray) -> bool:
     # brightest than its darkest; a board's is nearer its darkest (chalk is brighter still).
     if not (bright > dark and typical - darkest < brightest - typical):
         return False
-    # ... unless the dark responses are thin strokes (most of them survive a top-hat) that
-    # outweigh the thin bright ones: ink on paper beside a dark desk, not chalk.
+    # ... unless the dark responses are largely thin strokes (THIN_SHARE of them survive a
+    # top-hat) that outweigh the thin bright ones: ink on paper beside a dark desk, not chalk.
     thin_dark, thin_bright = (_tails(cv2.morphologyEx(r, cv2.MORPH_TOPHAT, _STROKE), POLARITY_TAILS)
                               for r in (darker, brighter))
     return not (thin_dark > thin_bright and thin_dark >= max(weak, THIN_SHARE * dark))
