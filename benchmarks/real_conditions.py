@@ -136,20 +136,32 @@ def row(name: str, results: dict[str, Any]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def real_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments the real-photo scripts share: the folder, the graphs and their precision."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("real", help="a folder laid out like ../shared/realdata")
     parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    return parser
+
+
+def open_real(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[realdata.RealData, DigitReader]:
+    """The folder and a one-core reader, or one line and exit status 2 where the folder or
+    the graphs are bad (the user's to fix)."""
+    cv2.setNumThreads(1)
+    try:
+        return (realdata.load(args.real),
+                DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1)))
+    except DigitVAEError as exc:
+        parser.error(str(exc))
+
+
+def main() -> None:
+    parser = real_parser(__doc__)
     parser.add_argument("--only", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
                         help="conditions to measure (default: all)")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
-    try:
-        data = realdata.load(args.real)
-        reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
-    except DigitVAEError as exc:
-        parser.error(str(exc))  # one line, exit status 2: a bad folder is the user's to fix
+    data, reader = open_real(parser, args)
     print("| condition | photos 1 - edits/digits | photos precision | photos recall | sudoku train "
           "| sudoku validation | empty cells read (train / validation) |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -16,18 +16,15 @@ canvas whose opened corners continue the photo smoothly.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 import numpy as np
 
 from digitvae.data import realdata
-from digitvae.runtime import DigitVAE
 from digitvae.runtime.camera import DigitReader
-from digitvae.runtime.errors import DigitVAEError
 from digitvae.runtime.optional import require
-from real_conditions import turned  # the same turn as the conditions' (this folder)
+from real_conditions import open_real, real_parser, turned  # this folder's: the same turn and arguments
 
 cv2 = require("cv2", "reading whole puzzle photos")
 
@@ -81,19 +78,11 @@ def measure(reader: DigitReader, data: realdata.RealData, degrees: float) -> dic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("real", help="a folder laid out like ../shared/realdata")
-    parser.add_argument("--artifacts", default=None, help="artifacts folder (default: the shipped graphs)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "int8"))
+    parser = real_parser(__doc__)
     parser.add_argument("--turn", type=float, default=0.0,
                         help="turn each photo this many degrees first (counter-clockwise)")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
-    try:
-        data = realdata.load(args.real)
-        reader = DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1))
-    except DigitVAEError as exc:
-        parser.error(str(exc))  # one line, exit status 2: a bad folder is the user's to fix
+    data, reader = open_real(parser, args)
     if not data.grids:
         parser.error(f"{args.real}: no sudoku photos to read (expected sudoku/grids.csv with rows)")
     print("| split | photos | digit cells | read right | missed | wrong digit | empty cells given a digit "
