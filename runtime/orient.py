@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -101,7 +102,7 @@ class Turn:
     shape: tuple[int, int]
     angle: float
 
-    @property
+    @cached_property
     def matrix(self) -> np.ndarray:
         """The 2x3 affine map from page pixels to canvas pixels."""
         h, w = self.shape
@@ -110,12 +111,17 @@ class Turn:
         matrix[:, 2] += ((width - w) / 2, (height - h) / 2)
         return matrix
 
-    @property
+    @cached_property
     def canvas_size(self) -> tuple[int, int]:
         """(width, height) of the canvas."""
         h, w = self.shape
         cos, sin = abs(math.cos(math.radians(self.angle))), abs(math.sin(math.radians(self.angle)))
         return int(math.ceil(w * cos + h * sin)), int(math.ceil(w * sin + h * cos))
+
+    @cached_property
+    def _to_page(self) -> np.ndarray:
+        """The 2x3 affine map from canvas pixels back to page pixels."""
+        return cv2.invertAffineTransform(self.matrix)
 
     def apply(self, gray: np.ndarray) -> np.ndarray:
         """The page turned (uint8). The corners the turn opens continue the page smoothly (its
@@ -134,7 +140,7 @@ class Turn:
         """A box on the canvas -> the page box that holds its four corners (within the page)."""
         x, y, w, h = box
         corners = np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]]).reshape(-1, 1, 2)
-        mapped = cv2.transform(corners, cv2.invertAffineTransform(self.matrix)).reshape(-1, 2)
+        mapped = cv2.transform(corners, self._to_page).reshape(-1, 2)
         height, width = self.shape
         x0, y0 = (min(max(int(math.floor(v)), 0), side - 1) for v, side in zip(mapped.min(axis=0), (width, height)))
         x1, y1 = (min(max(int(math.ceil(v)), 1), side) for v, side in zip(mapped.max(axis=0), (width, height)))
