@@ -1,8 +1,9 @@
 """The strokes of an ink map (:mod:`.ink`): its ink pixels and their connected pieces.
 
 :func:`find_strokes`: Otsu's threshold on the ink map (kept above a floor, so that an empty
-page stays empty), followed down to ``HYSTERESIS`` of it along strokes that reach it (soft
-pencil), connected components (found at half resolution, where they cost a quarter), and a
+page stays empty), lowered tile by tile where a tile's own ink is fainter (pencil beside
+print), followed down to ``HYSTERESIS`` of it along strokes that reach it (soft pencil),
+connected components (found at half resolution, where they cost a quarter), and a
 second, higher threshold inside any component that cannot be one digit (too large, too
 wide, or a mesh with many holes): rules or grid lines that touch the digits; and inside a
 piece far taller than the frame's other digits (a digit that touches a long line).
@@ -23,6 +24,11 @@ from .order import Box, median
 cv2 = require("cv2", "finding digits in camera frames")
 
 INK_CEILING: Final = 110  # Otsu above this splits thick from thin ink: cap it
+#: Otsu's level is also taken per tile of about this many pixels, and a tile whose own level
+#: is lower uses it: one level for a frame of bold print (or grid lines) and faint pencil
+#: sits between paper and the print, above the pencil. A frame no larger than a tile (a
+#: sudoku cell) keeps its one level.
+TILE: Final = 160
 #: A stroke goes on, fainter, down to this share of the ink threshold where it touches ink
 #: above it (hysteresis): soft pencil is faint along much of its length, and broke in pieces.
 HYSTERESIS: Final = 0.7
@@ -71,19 +77,22 @@ class Strokes:
 
 def ink_threshold(contrast: np.ndarray) -> int:
     """Otsu's threshold on the contrast map, kept within [INK_FLOOR, INK_CEILING]."""
-    # Every other pixel gives the same histogram shape at a quarter of the cost.
-    sample = np.ascontiguousarray(contrast[::2, ::2]) if min(contrast.shape) >= 64 else contrast
-    otsu, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return _level(_sample(contrast))
+
+
+def _sample(contrast: np.ndarray) -> np.ndarray:
+    """Every other pixel of a map 64 px or more across: the same histogram shape at a quarter of the cost."""
+    return np.ascontiguousarray(contrast[::2, ::2]) if min(contrast.shape) >= 64 else contrast
+
+
+def _level(pixels: np.ndarray) -> int:
+    otsu, _ = cv2.threshold(pixels, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     return int(min(max(otsu, INK_FLOOR), INK_CEILING))
 
 
 def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Strokes:
     """The ink pixels and their connected components (see step 2)."""
-    threshold = ink_threshold(contrast)
-    weak = weak_threshold(contrast, threshold)
-    _, binary = cv2.threshold(contrast, weak, 255, cv2.THRESH_BINARY)
-    # Hysteresis: only the components of the weaker ink that hold some ink above the threshold.
-    seeds = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)[1] if weak < threshold else None
+    binary, seeds, threshold = ink_pixels(contrast)
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
     pieces: list[Piece] = []
     for piece in _components(binary, (0, 0), factor, seeds):
@@ -98,12 +107,52 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     return Strokes(binary=binary, pieces=pieces)
 
 
-def weak_threshold(contrast: np.ndarray, threshold: int) -> int:
+def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The contrast map -> (ink pixels uint8, 255 = ink; the seeds of the hysteresis, the
+    same, or None; the level that over-large pieces are re-thresholded from, see :func:`_split`)."""
+    sample = _sample(contrast)
+    threshold = _level(sample)
+    noise = pixel_noise(contrast)
+    weak = int(weak_threshold(threshold, noise))
+    tiles = tile_thresholds(sample, contrast.shape, threshold)
+    if tiles is None:
+        _, binary = cv2.threshold(contrast, weak, 255, cv2.THRESH_BINARY)
+        # Hysteresis: only the components of the weaker ink that hold some ink above the threshold.
+        seeds = cv2.threshold(contrast, threshold, 255, cv2.THRESH_BINARY)[1] if weak < threshold else None
+        return binary, seeds, threshold
+    # The same against each pixel's level, bilinear between the tiles' centres. Strokes are
+    # not followed below the ink floor where a tile lowered the level: grain that the
+    # frame's one noise figure misses would join a speck into a stroke there.
+    weak_tiles = np.maximum(weak_threshold(tiles, noise), INK_FLOOR)
+    binary = cv2.compare(contrast, _spread(weak_tiles, contrast.shape), cv2.CMP_GT)
+    return binary, cv2.compare(contrast, _spread(tiles, contrast.shape), cv2.CMP_GT), int(tiles.min())
+
+
+def tile_thresholds(sample: np.ndarray, shape: tuple[int, ...], threshold: int) -> np.ndarray | None:
+    """Float32 (rows, columns): the ink threshold of each tile of about ``TILE`` pixels of a
+    map of ``shape`` (from its :func:`_sample`), none above the frame's ``threshold``; None
+    where no tile's is lower, or the map is one tile."""
+    rows, cols = max(1, round(shape[0] / TILE)), max(1, round(shape[1] / TILE))
+    if rows * cols == 1:
+        return None
+    h, w = sample.shape
+    ys, xs = [i * h // rows for i in range(rows + 1)], [j * w // cols for j in range(cols + 1)]
+    levels = np.array([[_level(sample[y0:y1, x0:x1]) for x0, x1 in zip(xs, xs[1:])]
+                       for y0, y1 in zip(ys, ys[1:])], np.float32)
+    return np.minimum(levels, threshold) if levels.min() < threshold else None
+
+
+def _spread(levels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-tile levels -> uint8 (H, W), bilinear between the tiles' centres."""
+    return cv2.resize(np.rint(levels).astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def weak_threshold(threshold: int | np.ndarray, noise: float) -> np.ndarray:
     """How far down a stroke that reaches ``threshold`` somewhere is followed (hysteresis):
     ``HYSTERESIS`` of it (a soft pencil stroke is faint along much of its length), but never
-    down into the frame's pixel noise (``NOISE_LEVELS``); ``threshold`` itself where the
-    noise forbids going lower."""
-    return int(min(threshold, max(HYSTERESIS * threshold, NOISE_LEVELS * pixel_noise(contrast))))
+    down into the frame's pixel noise (``noise``, :func:`pixel_noise`, times ``NOISE_LEVELS``);
+    ``threshold`` itself where the noise forbids going lower. Per tile, for an array of levels."""
+    return np.minimum(threshold, np.maximum(HYSTERESIS * threshold, NOISE_LEVELS * noise))
 
 
 def pixel_noise(contrast: np.ndarray) -> float:

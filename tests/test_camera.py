@@ -244,6 +244,23 @@ def test_a_stroke_faint_along_part_of_its_length_is_followed_to_its_end(mnist, m
     assert all(w < 25 for _, _, w, _ in DigitReader(FakeVAE()).locate(page).boxes)
 
 
+def test_faint_pencil_beside_bold_print_is_read(reader, mnist, monkeypatch):
+    # A sudoku's look: large bold print on the left, smaller pencil on the right (cores a
+    # third darker than the paper: contrast 84, under the frame's one Otsu level, 89, which
+    # falls between the paper and the print). Each tile lowers that level where its ink is fainter.
+    labels = [3, 1, 4, 2, 7, 9]
+    bold = paper(clear_digits(mnist, labels[:3]), [(20, 20), (20, 170), (20, 320)], 100)
+    page = paper(clear_digits(mnist, labels[3:]), [(480, 100), (480, 200), (480, 300)], 50, ink=0.33)
+    page[:, :320] = bold[:, :320]
+    def digits_read() -> list[int]:
+        found = [d for d in reader.read(page) if d.is_digit]
+        return [d.digit for d in sorted(found, key=lambda d: (d.box[0] > 320, d.box[1]))]
+
+    assert digits_read() == labels
+    monkeypatch.setattr(strokes, "TILE", 10_000)  # one level for the frame: the pencil is lost
+    assert digits_read() == labels[:3]
+
+
 def test_hysteresis_does_not_follow_strokes_into_pixel_noise(monkeypatch):
     rng = np.random.default_rng(0)
     page = np.clip(230 + rng.normal(0, 16, (480, 640)), 0, 255).astype(np.uint8)  # a grainy photo
