@@ -41,7 +41,9 @@ MIN_AREA: Final = 3  # pixels at detection size; smaller components are specks
 
 #: Pieces far taller than the frame's digit height (OVERTALL times it, when TYPICAL_COUNT
 #: pieces agree on that height) are re-thresholded: a digit that touches a line runs on with it.
-OVERTALL: Final = 1.5
+#: Twice, not less: a sudoku's printed digits stand 1.5 times its pencil ones, and split,
+#: a printed 5 lost its bar (read 2) and a 2 its base (read 7).
+OVERTALL: Final = 2.0
 TYPICAL_COUNT: Final = 3  # fewer pieces than this: one digit among marks, no typical height
 #: Where re-thresholding cannot part an over-tall piece, a stretch of line is cut off its
 #: ends: rows no wider than LINE_SHARE of the piece's widest row (median over LINE_ROWS

@@ -261,6 +261,31 @@ def test_faint_pencil_beside_bold_print_is_read(reader, mnist, monkeypatch):
     assert digits_read() == labels[:3]
 
 
+def test_a_printed_digit_among_smaller_pencil_ones_stays_whole(reader, monkeypatch):
+    # A whole sudoku photo (tests/data/whole: MIT-licensed, train split) whose printed digits
+    # stand 1.5 times its pencil answers. Taken for a digit run into a line (over-tall) at
+    # the old limit of 1.5 times the frame's digit height, the printed 5 in row 0, column 4
+    # was re-thresholded into its bar and its bowl, and the bowl read 2.
+    from conftest import REPO
+    from digitvae.data import realdata
+
+    grid = realdata.load(REPO / "tests/data/whole").grids[0]
+    photo = realdata.read_image(grid.path)
+    to_cells = cv2.getPerspectiveTransform(grid.corners.astype(np.float32), np.float32([[0, 0], [9, 0], [9, 9], [0, 9]]))
+    def read_in(row: int, col: int) -> list[int]:
+        found = []
+        for d in reader.read(photo):
+            x, y, w, h = d.box
+            gx, gy = cv2.perspectiveTransform(np.float32([[[x + w / 2, y + h / 2]]]), to_cells)[0, 0]
+            if d.is_digit and (int(gy), int(gx)) == (row, col):
+                found.append(d.digit)
+        return found
+
+    assert read_in(0, 4) == [5]
+    monkeypatch.setattr(strokes, "OVERTALL", 1.5)
+    assert read_in(0, 4) == [2]
+
+
 def test_hysteresis_does_not_follow_strokes_into_pixel_noise(monkeypatch):
     rng = np.random.default_rng(0)
     page = np.clip(230 + rng.normal(0, 16, (480, 640)), 0, 255).astype(np.uint8)  # a grainy photo
