@@ -88,6 +88,7 @@ def _sample(contrast: np.ndarray) -> np.ndarray:
 
 
 def _level(pixels: np.ndarray) -> int:
+    """Otsu's level of these pixels, kept within [INK_FLOOR, INK_CEILING]."""
     otsu, _ = cv2.threshold(pixels, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     return int(min(max(otsu, INK_FLOOR), INK_CEILING))
 
@@ -112,11 +113,10 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
 def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
     """The contrast map -> (ink pixels uint8, 255 = ink; the seeds of the hysteresis, the
     same, or None; the level that over-large pieces are re-thresholded from, see :func:`_split`)."""
-    sample = _sample(contrast)
-    threshold = _level(sample)
+    threshold = ink_threshold(contrast)
     noise = pixel_noise(contrast)
     weak = int(weak_threshold(threshold, noise))
-    tiles = tile_thresholds(sample, contrast.shape, threshold)
+    tiles = tile_thresholds(contrast, threshold)
     if tiles is None:
         _, binary = cv2.threshold(contrast, weak, 255, cv2.THRESH_BINARY)
         # Hysteresis: only the components of the weaker ink that hold some ink above the threshold.
@@ -130,13 +130,14 @@ def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int
     return binary, cv2.compare(contrast, _spread(tiles, contrast.shape), cv2.CMP_GT), int(tiles.min())
 
 
-def tile_thresholds(sample: np.ndarray, shape: tuple[int, ...], threshold: int) -> np.ndarray | None:
-    """Float32 (rows, columns): the ink threshold of each tile of about ``TILE`` pixels of a
-    map of ``shape`` (from its :func:`_sample`), none above the frame's ``threshold``; None
+def tile_thresholds(contrast: np.ndarray, threshold: int) -> np.ndarray | None:
+    """Float32 (rows, columns): :func:`ink_threshold` of each tile of about ``TILE`` pixels
+    of the contrast map (on its :func:`_sample`), none above the frame's ``threshold``; None
     where no tile's is lower, or the map is one tile."""
-    rows, cols = max(1, round(shape[0] / TILE)), max(1, round(shape[1] / TILE))
+    rows, cols = max(1, round(contrast.shape[0] / TILE)), max(1, round(contrast.shape[1] / TILE))
     if rows * cols == 1:
         return None
+    sample = _sample(contrast)
     h, w = sample.shape
     ys, xs = [i * h // rows for i in range(rows + 1)], [j * w // cols for j in range(cols + 1)]
     levels = np.array([[_level(sample[y0:y1, x0:x1]) for x0, x1 in zip(xs, xs[1:])]
