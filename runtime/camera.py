@@ -124,6 +124,9 @@ class DigitReader:
         turn = orient.level_turn([box for box, _ in kept], gray.shape)
         if turn is not None:  # lines at a slant: read again with the page turned level
             light, kept = self._candidates(turn.apply(gray), light)
+            if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
+                turn = turn.quarter()
+                light, kept = self._candidates(turn.apply(gray), light)
         if not kept:
             return Candidates([], empty.crops, [], light)
         order = segment.reading_order([box for box, _ in kept])

@@ -4,11 +4,13 @@ A sheet whose edges are in view is flattened upright by :mod:`.page`. Where the 
 the frame, or a note is written askew on it, the lines of digits can still run at a slant,
 and a digit turned 20 degrees or more reads as another digit, or as none. The digits of a
 line are each other's nearest neighbours: :func:`line_angle` takes the direction from each
-candidate to its nearest neighbour of about its height (a steep one runs down a column, and
-says how far the column leans), and where most of those directions agree, and the page
-turned by that much lines the candidates up at least as well as upright, that is the lines'
-angle. :class:`Turn` turns the page back by it, onto a canvas that keeps every pixel in
-view, and maps the boxes read there back to the page.
+candidate to its nearest neighbour of about its height, modulo a quarter turn (a link down a
+column says how far the column leans, so a grid's rows and columns agree), and where most of
+those directions agree, and the page turned by that much lines the candidates up at least as
+well as upright, that is the lines' angle. :class:`Turn` turns the page back by it, onto a
+canvas that keeps every pixel in view, and maps the boxes read there back to the page. Where
+the digits of the page turned level lie on their sides (:func:`sideways`: a line turned past
+45 degrees was taken for a column), it is turned a quarter turn the other way instead.
 """
 
 from __future__ import annotations
@@ -29,10 +31,9 @@ cv2 = require("cv2", "reading turned lines of digits")
 #: Lines within this many degrees of level are read as they are: handwriting climbs or falls
 #: that much on its own, and digits turned that far still read (see BENCHMARKS.md).
 MIN_TURN: Final = 8.0
-#: A link steeper than this runs down a column of digits (a list, a table), and says how far
-#: the column leans off upright instead. Lines come first: a note turned 45 degrees reads, a
-#: column leaning over 30 is taken for a line (50 read columns to 40, lines at 45 worse).
-MAX_TURN: Final = 60.0
+#: Digits stand taller than wide: where the candidates of a page turned level lie wider than
+#: tall (their median width over height above this), its lines run a quarter turn the other way.
+SIDEWAYS: Final = 1.0
 #: Neighbours in a line: centres at most this many digit heights apart, heights within this ratio.
 REACH: Final = 2.5
 HEIGHT_RATIO: Final = 1.6
@@ -69,8 +70,7 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     nearest = np.where(near, distance, np.inf).argmin(axis=1)
     linked = near[np.arange(len(h)), nearest]
     ldx, ldy = dx[linked, nearest[linked]], dy[linked, nearest[linked]]
-    angles = np.degrees(np.arctan2(np.where(ldx < 0, -ldy, ldy), np.abs(ldx)))  # pointing right
-    angles = np.where(np.abs(angles) <= MAX_TURN, angles, angles - np.copysign(90.0, angles))  # columns
+    angles = _quarter_folded(np.degrees(np.arctan2(ldy, ldx)))
     if len(angles) < MIN_LINKS:
         return None
     middle = float(np.median(angles))
@@ -81,6 +81,24 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     if _aligned(cx, cy, shorter, near, middle) < _aligned(cx, cy, shorter, near, 0.0):
         return None
     return middle
+
+
+def _quarter_folded(angles: np.ndarray) -> np.ndarray:
+    """Link angles (degrees) modulo a quarter turn, about their dominant direction: the links
+    of a line and of a column (a grid's rows and columns) then agree, and links either side
+    of 45 degrees stay together. Which quarter the lines run in is :func:`sideways`'s to say."""
+    quarter = np.radians(4.0 * angles)  # a quarter turn is a whole turn of 4 x the angle
+    dominant = float(np.degrees(np.arctan2(np.sin(quarter).sum(), np.cos(quarter).sum()))) / 4.0
+    return dominant + (angles - dominant + 45.0) % 90.0 - 45.0
+
+
+def sideways(boxes: Sequence[Box]) -> bool:
+    """Do these candidates of a page turned level lie on their sides (median width over
+    height above ``SIDEWAYS``)? Then its lines run a quarter turn the other way."""
+    if len(boxes) < MIN_LINKS:
+        return False
+    _, _, w, h = np.asarray(boxes, np.float64).T
+    return float(np.median(w / h)) > SIDEWAYS
 
 
 def _aligned(cx: np.ndarray, cy: np.ndarray, shorter: np.ndarray, near: np.ndarray, angle: float) -> int:
@@ -135,6 +153,11 @@ class Turn:
                            interpolation=cv2.INTER_AREA)
         smooth = cv2.resize(cv2.blur(small, (3, 3)), size, interpolation=cv2.INTER_LINEAR)
         return np.where(inside > 0, turned, smooth)
+
+    def quarter(self) -> Turn:
+        """The turn a quarter turn the other way round (40 degrees -> -50): the one that
+        levels the page where this one leaves its digits on their sides (:func:`sideways`)."""
+        return Turn(self.shape, self.angle - math.copysign(90.0, self.angle))
 
     def to_page(self, box: Box) -> Box:
         """A box on the canvas -> the page box that holds its four corners (within the page)."""
