@@ -7,7 +7,9 @@ found and flattened), :mod:`.ink` (the ink map), :mod:`.strokes` (its strokes),
 candidates that are ink and not a stretch of line, each normalised as MNIST was). Where the
 candidates' lines run at a slant, :mod:`.orient` turns the page level and those stages run
 again on it. Then *all* crops of the frame go to the model in one batch, and come back as
-:class:`Detection` objects in reading order.
+:class:`Detection` objects in reading order. Where the candidates lie on their sides (a
+page a quarter turn off), the page is read a quarter turn either way as well, and the
+model's clearly better reading is kept.
 
     from digitvae.runtime import DigitVAE
     from digitvae.runtime.camera import DigitReader
@@ -41,6 +43,9 @@ GATES: Final = tuple(gate for gate in ALL_GATES if gate != "dot")
 #: drawn with a bolder pen (training's thicker pen); if it reads as the same digit, the mean
 #: of the two readings judges it. Camera strokes are often thinner than MNIST's.
 SECOND_LOOK: Final = True
+#: A page whose candidates lie on their sides is read a quarter turn either way as well, and
+#: taken turned where the model reads at least this many times the digit evidence there.
+QUARTER_MARGIN: Final = 1.5
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,15 @@ class Detection:
 @dataclass(frozen=True)
 class Candidates:
     """The image work's result for one frame, in reading order: boxes in frame pixels,
-    crops float32 (N, 28, 28), line numbers, and whether the ink was light on dark."""
+    crops float32 (N, 28, 28), line numbers, whether the ink was light on dark, and whether
+    the candidates lie on their sides (:func:`.orient.sideways`: the page may be a quarter
+    turn off, which only the model can settle)."""
 
     boxes: list[Box]
     crops: np.ndarray
     lines: list[int]
     light_ink: bool
+    sideways: bool = False
 
 
 class DigitModel(Protocol):
@@ -102,14 +110,23 @@ class DigitReader:
         if not found.boxes:
             return []
         probabilities, accepted = self.judge(found.crops)
+        if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
+            turned = [(other, self.judge(other.crops)) for other in (self.locate(frame, q) for q in (1, -1))
+                      if other.boxes]
+            best = max(turned, key=lambda pair: _evidence(*pair[1]), default=None)
+            if best is not None and _clearer(best[1], (probabilities, accepted)):
+                found, (probabilities, accepted) = best
         return [
             Detection(box=box, crop=crop, digit=int(p.argmax()), probability=float(p.max()),
                       is_digit=bool(ok), line=line)
             for box, crop, p, ok, line in zip(found.boxes, found.crops, probabilities, accepted, found.lines)
         ]
 
-    def locate(self, frame: Any) -> Candidates:
-        """The image work alone: where the candidate digits are and their MNIST crops."""
+    def locate(self, frame: Any, quarter: int = 0) -> Candidates:
+        """The image work alone: where the candidate digits are and their MNIST crops.
+        ``quarter``: a quarter turn of the page first, 1 counter-clockwise or -1 clockwise."""
+        if quarter not in (-1, 0, 1) or isinstance(quarter, bool):
+            raise ValueError(f"quarter: expected -1, 0 or 1 (quarter turns of the page), got {quarter!r}")
         gray, scale = to_gray(frame, self.max_side)
         empty = Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], False)
         if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
@@ -120,6 +137,9 @@ class DigitReader:
         sheet = None
         if corners is not None:
             gray, sheet = page.flatten(gray, corners)
+        turns = [orient.Turn(gray.shape, 90.0 * quarter)] if quarter else []
+        if turns:
+            gray = turns[0].apply(gray)
         light, kept = self._candidates(gray)
         turn = orient.level_turn([box for box, _ in kept], gray.shape)
         if turn is not None:  # lines at a slant: read again with the page turned level
@@ -127,12 +147,14 @@ class DigitReader:
             if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
                 turn = turn.quarter()
                 light, kept = self._candidates(turn.apply(gray), light)
+            turns.insert(0, turn)
         if not kept:
             return Candidates([], empty.crops, [], light)
         order = segment.reading_order([box for box, _ in kept])
-        boxes = [_to_frame(kept[i][0], turn, sheet, scale) for i, _ in order]
+        boxes = [_to_frame(kept[i][0], turns, sheet, scale) for i, _ in order]
         stack = np.stack([kept[i][1] for i, _ in order])
-        return Candidates(boxes, stack, [line for _, line in order], light)
+        return Candidates(boxes, stack, [line for _, line in order], light,
+                          sideways=not quarter and orient.sideways([box for box, _ in kept]))
 
     def _candidates(self, gray: np.ndarray,
                     light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
@@ -191,9 +213,25 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
 
 
-def _to_frame(box: Box, turn: orient.Turn | None, sheet: page.Page | None, scale: float) -> Box:
-    """A box read on the (turned, flattened, shrunk) page -> frame pixels."""
-    if turn is not None:
+def _clearer(turned: tuple[np.ndarray, np.ndarray], first: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Does the model read the page turned a quarter (``turned``: probabilities, accepted)
+    clearly better than as it was first read: at least ``orient.MIN_LINKS`` digits, and
+    ``QUARTER_MARGIN`` times the first reading's evidence (a few marks read either way,
+    among specks that lie wide, are no reason to turn the page)?"""
+    return (int(turned[1].sum()) >= orient.MIN_LINKS
+            and _evidence(*turned) > QUARTER_MARGIN * _evidence(*first))
+
+
+def _evidence(probabilities: np.ndarray, accepted: np.ndarray) -> float:
+    """How much digit the model reads in a frame's crops: the summed probability of the
+    digits it accepts (more digits, and surer ones, than the same page read on its side)."""
+    return float((probabilities.max(axis=1) * accepted).sum())
+
+
+def _to_frame(box: Box, turns: list[orient.Turn], sheet: page.Page | None, scale: float) -> Box:
+    """A box read on the (turned, flattened, shrunk) page -> frame pixels; ``turns``: the
+    page's turns, the last one applied first."""
+    for turn in turns:
         box = turn.to_page(box)
     if sheet is not None:
         box = sheet.to_frame(box)

@@ -658,6 +658,12 @@ def test_reader_options_are_checked(option):
         DigitReader(FakeVAE(), **{option: 0})
 
 
+@pytest.mark.parametrize("quarter", [2, -2, True, 0.5, "1"])
+def test_a_quarter_turn_that_is_not_one_is_refused(page, quarter):
+    with pytest.raises(ValueError, match="quarter: expected -1, 0 or 1"):
+        DigitReader(FakeVAE()).locate(page, quarter)
+
+
 # --- imports -------------------------------------------------------------------------------
 
 
