@@ -107,6 +107,9 @@ CONDITIONS: dict[str, Change] = {
     "turn-30": _turn(30.0),
     "turn-minus-30": _turn(-30.0),
     "turn-45": _turn(45.0),
+    "turn-60": _turn(60.0),  # past 45 degrees: the links fold to 30, and the page turned by 30 lies on its side
+    "turn-90": _turn(90.0),  # a page on its side: its digits' shape says so, the model which side is up
+    "turn-minus-90": _turn(-90.0),
 }
 
 
