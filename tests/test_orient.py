@@ -34,8 +34,8 @@ def test_a_column_of_digits_says_how_far_it_leans(lean):
 def test_no_angle_without_a_line():
     assert orient.line_angle(line_of_boxes(20.0, count=2)) is None  # too few to tell a line
     assert orient.line_angle([]) is None
-    # Scattered digits point every way: few of them line up by chance (16 of 200 such
-    # scatters did, with the links folded a quarter turn; 14 before the fold).
+    # Scattered digits point every way: few of them line up by chance (15 of these 100
+    # scatters do, with the links folded a quarter turn, as many as before the fold).
     given = 0
     for seed in range(100):
         rng = np.random.default_rng(seed)
@@ -121,8 +121,8 @@ def test_a_page_on_its_side_is_read_the_way_the_model_reads_best(mnist, shipped_
 
 
 def test_a_line_turned_past_45_degrees_is_not_read_as_a_column(mnist, shipped_vae, monkeypatch):
-    # Folded, the links of a line rising at 50 degrees say -40 more or less; turned by that,
-    # its digits lie on their sides, and the page is turned a quarter turn the other way.
+    # Folded, the links of a line rising at 50 degrees (-50) say 40, a column's lean; turned
+    # by that, its digits lie on their sides, and the page is turned a quarter the other way.
     frame = paper_turned(mnist, 50.0)
     assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == DIGITS
     monkeypatch.setattr(orient, "SIDEWAYS", float("inf"))  # never a quarter turn more: misread
