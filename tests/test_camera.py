@@ -232,6 +232,44 @@ def test_lines_across_the_whole_frame_are_erased_and_faint_pencil_between_them_i
     assert not any(b[3] >= 25 and 14 <= b[0] and b[0] + b[2] <= 62 for b in DigitReader(FakeVAE()).locate(cell).boxes)
 
 
+def test_a_grid_line_broken_by_noise_is_erased_all_the_same(monkeypatch):
+    # An empty cell in a dim, noisy photo: noise breaks the grid line along its edge for a
+    # few pixels here and there. Left in the ink map, its stretches would be read as 1s.
+    cell = np.full((64, 64), 200, np.uint8)
+    cell[:, 3:5] = 120
+    for y in range(8, 64, 20):
+        cell[y:y + 3, 3:5] = 200  # gaps of 3 px, every 20 px
+    assert ink.ink_map(cell).contrast[:, 3:5].max() == 0
+    assert DigitReader(FakeVAE()).locate(cell).boxes == []
+    monkeypatch.setattr(lines, "LINE_GAP", 0)  # a run that must be unbroken: two stretches stay, tall as digits
+    assert [(box[0], box[3]) for box in DigitReader(FakeVAE()).locate(cell).boxes] == [(3, 17), (3, 17)]
+
+
+def test_a_real_puzzle_in_a_dim_noisy_room_gives_no_empty_cell_a_digit(reader, monkeypatch):
+    # The committed real puzzle (tests/data/realdata: train split, MIT) at a third of its
+    # exposure with 2 levels of sensor noise, as benchmarks/real_conditions.py's low light:
+    # each cell cut from the grid and read alone, as `digitvae bench --real` does.
+    from conftest import REPO
+    from digitvae.data import realdata
+
+    def dim(patch: np.ndarray) -> np.ndarray:
+        noise = np.random.default_rng(patch.size).normal(0.0, 2.0, patch.shape)
+        return np.clip(np.round(patch.astype(np.float32) * 0.3 + noise), 0, 255).astype(np.uint8)
+
+    grid = next(g for g in realdata.load(REPO / "tests/data/realdata").grids if g.path.name.startswith("02_17_honor"))
+    warped = realdata.warp_grid(grid, realdata.read_image(grid.path))
+    def read() -> tuple[list[tuple[int, int]], int]:
+        false = [(row, col) for row, col, patch in realdata.empty_cells(grid, warped)
+                 if any(d.is_digit for d in reader.read(dim(patch)))]
+        right = sum(any(d.is_digit and d.digit == cell.label for d in reader.read(dim(patch)))
+                    for cell, patch in realdata.cut_cells(grid, warped) if cell.label is not None)
+        return false, right
+
+    assert read() == ([], 45)
+    monkeypatch.setattr(lines, "LINE_GAP", 0)  # the cell's grid line, broken by the noise, read as a digit
+    assert read() == ([(6, 7)], 44)
+
+
 def test_a_stroke_faint_along_part_of_its_length_is_followed_to_its_end(mnist, monkeypatch):
     # A "0" in soft pencil: its left half dark enough for the ink threshold, its right half
     # fainter (contrast about 45, under the threshold's floor of 50, over 0.7 of it).
