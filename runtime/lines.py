@@ -23,10 +23,10 @@ cv2 = require("cv2", "finding digits in camera frames")
 #: (or height); a digit, even one photographed alone, ends short of the frame's edges.
 LINE_REACH: Final = 0.95
 LINE_BAND: Final = 3  # pixels across in which a line's run is followed (it may lean a little)
-#: Gaps in a line's run up to this many pixels long are closed first: a dim photo's noise
-#: breaks a faint line's ink here and there, and its stretches would be read as 1s and 7s.
-#: Even, so that the closing's kernel (LINE_GAP + 1 long) is odd and does not shift the run.
-LINE_GAP: Final = 4
+#: A line's run is followed where its contrast reaches this share of the ink floor: noise
+#: in a dim photo, blur or a lighter stretch takes parts of a faint line under the floor,
+#: and the parts left would be read as 1s and 7s. Straight across the frame, it is no digit.
+LINE_LEVEL: Final = 0.5
 _RIM: Final = np.ones((3, 3), np.uint8)  # a line's anti-aliased rim goes with it
 #: A stroke crossing an erased line is mended across gaps up to this many pixels (a line's
 #: width plus its rim).
@@ -53,8 +53,9 @@ def without_lines(contrast: np.ndarray, floor: int) -> np.ndarray:
     with any margin around it never spans a frame edge to edge; a line does, and its contrast
     would otherwise set the ink threshold above faint pencil and leave stretches of line to
     be read as 1s and 7s. (A crop cut tight to a digit loses a 7's bar: it has no margin.)
-    Ink is what reaches ``floor`` (contrast 0..255)."""
-    inked = cv2.threshold(contrast, floor - 1, 1, cv2.THRESH_BINARY)[1]
+    Ink is what reaches ``floor`` (contrast 0..255); a line is followed down to ``LINE_LEVEL``
+    of it."""
+    inked = cv2.threshold(contrast, int(LINE_LEVEL * floor) - 1, 1, cv2.THRESH_BINARY)[1]
     lines = [run for run in (_full_runs(inked, True), _full_runs(inked, False)) if run is not None]
     if not lines:
         return contrast
@@ -73,18 +74,16 @@ def without_lines(contrast: np.ndarray, floor: int) -> np.ndarray:
 def _full_runs(inked: np.ndarray, rows: bool) -> np.ndarray | None:
     """Bool mask of the pixels on straight runs of ink (0/1 uint8) at least ``LINE_REACH`` of
     the frame's width (``rows``) or height long, or None where there is none. Runs are
-    looked for in bands ``LINE_BAND`` pixels across, so that a line may lean a little, and
-    may break for up to ``LINE_GAP`` pixels.
+    looked for in bands ``LINE_BAND`` pixels across, so that a line may lean a little.
     Box filters count the ink in each window: the cost does not grow with the run's length."""
     h, w = inked.shape
     n = max(3, int(LINE_REACH * (w if rows else h)))
-    # A run with its gaps closed needs a pixel of ink in every LINE_GAP + 1 of its length, in
-    # LINE_BAND neighbouring rows (columns): most frames have less, and are done with one cheap sum.
+    # A run needs that much ink in LINE_BAND neighbouring rows (columns): most frames have
+    # none, and are done with one cheap sum.
     sums = cv2.reduce(inked, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
-    if np.convolve(sums, np.ones(LINE_BAND, np.int32)).max() < n // (LINE_GAP + 1):
+    if np.convolve(sums, np.ones(LINE_BAND, np.int32)).max() < n:
         return None
     band = cv2.dilate(inked, np.ones((LINE_BAND, 1) if rows else (1, LINE_BAND), np.uint8))
-    band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, np.ones((1, LINE_GAP + 1) if rows else (LINE_GAP + 1, 1), np.uint8))
     window = (n, 1) if rows else (1, n)  # (width, height)
     full = cv2.boxFilter(band, cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) >= n
     if not full.any():
