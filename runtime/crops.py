@@ -83,14 +83,20 @@ def ink_strength(contrast: np.ndarray, strokes: np.ndarray) -> tuple[float, floa
 def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float) -> np.ndarray:
     """Contrast uint8 (h, w), the digit's stroke mask bool (h, w) and its core contrast
     -> float32 ink in [0, 1]: the strokes plus a one-pixel rim (their anti-aliased
-    edge), scaled so that stroke cores are 1 and the paper around them 0."""
-    rim = cv2.dilate(strokes.view(np.uint8), _DILATE).view(bool)
+    edge), scaled so that stroke cores are 1 and the paper around them 0. A stroke
+    pixel off the mask's edge is core whatever its contrast: a wide pen photographed
+    sharpened, or a ballpoint's track, leaves a paler line along the middle of its
+    strokes, which would read as two thin strokes (a 1 as an 8)."""
+    mask = strokes.view(np.uint8)
+    rim = cv2.dilate(mask, _DILATE).view(bool)
+    inside = cv2.erode(mask, _DILATE, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
     values = contrast.astype(np.float32)
     core = max(core, 1.0)
     low = EDGE_SHARE * core
     ink = (values - low) / max(core - low, 1.0)
     np.minimum(np.maximum(ink, 0.0, out=ink), 1.0, out=ink)  # np.clip's overhead is larger
     ink[~rim] = 0.0
+    ink[inside] = 1.0
     return ink
 
 

@@ -376,10 +376,10 @@ def test_where_grid_lines_cross_darker_is_not_read_as_a_digit(mnist, monkeypatch
     assert len(DigitReader(FakeVAE()).locate(page).boxes) == 3
 
 
-@pytest.mark.parametrize("seed, index", [(3, 554), (4, 728)])
+@pytest.mark.parametrize("seed, index", [(3, 557), (4, 728)])
 def test_a_cross_or_star_read_as_a_4_is_not_a_digit(shipped_vae, mnist, monkeypatch, seed, index):
     # Generated blank frames (the benchmark's draws) where a cross or a star, drawn with
-    # the digits' pen, is read as a 4 with probability 0.85 to 0.93 and passes the
+    # the digits' pen, is read as a 4 (probability 0.53 and 0.65) and passes the
     # profile, confidence and joint tests: the half-turn gate tells it from a 4 (without the
     # star gate too, which may catch it as well).
     frame = FrameGenerator.from_mnist(seed=seed).blank_frame(index=index).image
@@ -541,6 +541,24 @@ def test_crop_fits_the_ink_that_is_left_not_the_mask(mnist):
     stretched[100:200, 180:280] = digit
     assert np.abs(crops.mnist_crop(stretched) - alone).max() < 1e-6
     assert crops.mnist_crop(np.zeros((40, 30), np.float32)).max() == 0.0  # nothing left: an empty crop
+
+
+def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke():
+    # A wide pen photographed sharpened leaves a paler line along its stroke's middle: the
+    # crop must show one stroke, not two thin ones side by side (a 1 read as an 8).
+    page = np.full((80, 60), 220, np.uint8)
+    page[10:70, 26:33] = 60  # a 1, 7 pixels wide ...
+    page[10:70, 28:31] = 150  # ... its middle 3 pixels pale
+    (crop,) = DigitReader(FakeVAE()).locate(page).crops
+    profile = crop[14]  # across the stroke at mid-height
+    inked = np.flatnonzero(profile > 0.5)
+    assert len(inked) >= 2 and (profile[inked[0]:inked[-1] + 1] > 0.9).all()  # no dip in the middle
+
+    contrast = np.zeros((8, 8), np.uint8)
+    contrast[:, 3:5] = 200  # a stroke 2 pixels wide: all edge, no middle ...
+    contrast[2, 3] = 120  # ... so a pale pixel stays pale
+    strokes_ = contrast > 0
+    assert 0.0 < crops.ink_levels(contrast, strokes_, 200.0)[2, 3] < 1.0
 
 
 def test_the_second_look_draws_the_bolder_pen_that_training_drew(mnist, monkeypatch):
