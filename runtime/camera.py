@@ -165,7 +165,7 @@ class DigitReader:
         found = strokes.find_strokes(inked.contrast, self.min_height, max_height)
         groups = segment.group_digits(segment.in_view(found.pieces, gray.shape), self.min_height, max_height)
         return inked.light_ink, crops.candidate_crops(inked.contrast, found.binary, groups, self.min_height,
-                                                      self.max_digits)
+                                                      self.max_digits, solid_cores=not inked.light_ink)
 
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from

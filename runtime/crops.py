@@ -41,10 +41,11 @@ _DILATE: Final = np.ones((3, 3), np.uint8)
 
 
 def candidate_crops(contrast: np.ndarray, binary: np.ndarray, groups: list[Group], min_height: int,
-                    max_digits: int) -> list[tuple[Box, np.ndarray]]:
+                    max_digits: int, solid_cores: bool = True) -> list[tuple[Box, np.ndarray]]:
     """The ink map (contrast uint8), its ink pixels (uint8, 255 = ink) and the frame's
     groups of strokes -> (tight box, normalised crop) of the groups whose ink is strong
-    enough and which are not a stretch of line, at most ``max_digits`` of them, the largest first."""
+    enough and which are not a stretch of line, at most ``max_digits`` of them, the largest
+    first. ``solid_cores``: see :func:`ink_levels` (pen and pencil; chalk's grain is its own)."""
     groups = sorted(groups, key=lambda g: -g.box[2] * g.box[3])
     masks = [group_mask(group, binary) for group in groups]
     regions = [contrast[y:y + h, x:x + w] for (x, y, w, h), _ in masks]
@@ -56,7 +57,7 @@ def candidate_crops(contrast: np.ndarray, binary: np.ndarray, groups: list[Group
             continue  # faint (a rule, a smudge, a shadow edge), or only specks
         if line_stretch(contrast, box, strokes, core):
             continue  # a piece of a ruled or grid line
-        out.append((box, mnist_crop(ink_levels(region, strokes, core))))
+        out.append((box, mnist_crop(ink_levels(region, strokes, core, solid_cores))))
         if len(out) == max_digits:
             break
     return out
@@ -80,23 +81,24 @@ def ink_strength(contrast: np.ndarray, strokes: np.ndarray) -> tuple[float, floa
     return float(part[kth[0]]), float(part[kth[1]])
 
 
-def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float) -> np.ndarray:
+def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, solid_cores: bool = True) -> np.ndarray:
     """Contrast uint8 (h, w), the digit's stroke mask bool (h, w) and its core contrast
     -> float32 ink in [0, 1]: the strokes plus a one-pixel rim (their anti-aliased
-    edge), scaled so that stroke cores are 1 and the paper around them 0. A stroke
-    pixel off the mask's edge is core whatever its contrast: a wide pen photographed
-    sharpened, or a ballpoint's track, leaves a paler line along the middle of its
-    strokes, which would read as two thin strokes (a 1 as an 8)."""
+    edge), scaled so that stroke cores are 1 and the paper around them 0. With
+    ``solid_cores``, a stroke pixel off the mask's edge is core whatever its contrast: a
+    wide pen photographed sharpened, or a ballpoint's track, leaves a paler line along the
+    middle of its strokes, which would read as two thin strokes (a 1 as an 8). Chalk's
+    grain lies all through its strokes, as the classifier saw it: it is left as it is."""
     mask = strokes.view(np.uint8)
     rim = cv2.dilate(mask, _DILATE).view(bool)
-    inside = cv2.erode(mask, _DILATE, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
     values = contrast.astype(np.float32)
     core = max(core, 1.0)
     low = EDGE_SHARE * core
     ink = (values - low) / max(core - low, 1.0)
     np.minimum(np.maximum(ink, 0.0, out=ink), 1.0, out=ink)  # np.clip's overhead is larger
     ink[~rim] = 0.0
-    ink[inside] = 1.0
+    if solid_cores:
+        ink[cv2.erode(mask, _DILATE, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)] = 1.0
     return ink
 
 

@@ -543,7 +543,7 @@ def test_crop_fits_the_ink_that_is_left_not_the_mask(mnist):
     assert crops.mnist_crop(np.zeros((40, 30), np.float32)).max() == 0.0  # nothing left: an empty crop
 
 
-def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke():
+def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
     # A wide pen photographed sharpened leaves a paler line along its stroke's middle: the
     # crop must show one stroke, not two thin ones side by side (a 1 read as an 8).
     page = np.full((80, 60), 220, np.uint8)
@@ -559,6 +559,19 @@ def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke():
     contrast[2, 3] = 120  # ... so a pale pixel stays pale
     strokes_ = contrast > 0
     assert 0.0 < crops.ink_levels(contrast, strokes_, 200.0)[2, 3] < 1.0
+
+    wide = np.zeros((12, 12), np.uint8)
+    wide[:, 2:9] = 200  # a stroke 7 pixels wide ...
+    wide[:, 4:7] = 120  # ... its middle pale
+    assert crops.ink_levels(wide, wide > 0, 200.0)[6, 5] == 1.0
+    assert crops.ink_levels(wide, wide > 0, 200.0, solid_cores=False)[6, 5] < 1.0  # chalk's grain is kept
+    board = np.full((80, 60), 40, np.uint8)  # the reader asks for it on a board
+    board[10:70, 26:33] = 200
+    seen = []
+    monkeypatch.setattr(crops, "ink_levels", lambda *args: seen.append(args[3:]) or np.ones(args[0].shape, np.float32))
+    DigitReader(FakeVAE()).locate(board)
+    DigitReader(FakeVAE()).locate(page)
+    assert seen == [(False,), (True,)]
 
 
 def test_the_second_look_draws_the_bolder_pen_that_training_drew(mnist, monkeypatch):
