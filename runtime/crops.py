@@ -88,7 +88,7 @@ def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, solid_cor
     ``solid_cores``, a stroke pixel off the mask's edge is core whatever its contrast: a
     wide pen photographed sharpened, or a ballpoint's track, leaves a paler line along the
     middle of its strokes, which would read as two thin strokes (a 1 as an 8). Chalk's
-    grain lies all through its strokes, as the classifier saw it: it is left as it is."""
+    grain lies all through its strokes, no pale middle: it is left as it is."""
     mask = strokes.view(np.uint8)
     rim = cv2.dilate(mask, _DILATE).view(bool)
     values = contrast.astype(np.float32)
