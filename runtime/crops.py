@@ -41,7 +41,7 @@ _DILATE: Final = np.ones((3, 3), np.uint8)
 
 
 def candidate_crops(contrast: np.ndarray, binary: np.ndarray, groups: list[Group], min_height: int,
-                    max_digits: int, solid_cores: bool = True) -> list[tuple[Box, np.ndarray]]:
+                    max_digits: int, *, solid_cores: bool) -> list[tuple[Box, np.ndarray]]:
     """The ink map (contrast uint8), its ink pixels (uint8, 255 = ink) and the frame's
     groups of strokes -> (tight box, normalised crop) of the groups whose ink is strong
     enough and which are not a stretch of line, at most ``max_digits`` of them, the largest
@@ -57,7 +57,7 @@ def candidate_crops(contrast: np.ndarray, binary: np.ndarray, groups: list[Group
             continue  # faint (a rule, a smudge, a shadow edge), or only specks
         if line_stretch(contrast, box, strokes, core):
             continue  # a piece of a ruled or grid line
-        out.append((box, mnist_crop(ink_levels(region, strokes, core, solid_cores))))
+        out.append((box, mnist_crop(ink_levels(region, strokes, core, solid_cores=solid_cores))))
         if len(out) == max_digits:
             break
     return out
@@ -81,7 +81,7 @@ def ink_strength(contrast: np.ndarray, strokes: np.ndarray) -> tuple[float, floa
     return float(part[kth[0]]), float(part[kth[1]])
 
 
-def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, solid_cores: bool = True) -> np.ndarray:
+def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, *, solid_cores: bool = True) -> np.ndarray:
     """Contrast uint8 (h, w), the digit's stroke mask bool (h, w) and its core contrast
     -> float32 ink in [0, 1]: the strokes plus a one-pixel rim (their anti-aliased
     edge), scaled so that stroke cores are 1 and the paper around them 0. With

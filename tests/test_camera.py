@@ -568,10 +568,11 @@ def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
     board = np.full((80, 60), 40, np.uint8)  # the reader asks for it on a board
     board[10:70, 26:33] = 200
     seen = []
-    monkeypatch.setattr(crops, "ink_levels", lambda *args: seen.append(args[3:]) or np.ones(args[0].shape, np.float32))
+    monkeypatch.setattr(crops, "ink_levels",
+                        lambda contrast, *_, solid_cores: seen.append(solid_cores) or np.ones(contrast.shape, np.float32))
     DigitReader(FakeVAE()).locate(board)
     DigitReader(FakeVAE()).locate(page)
-    assert seen == [(False,), (True,)]
+    assert seen == [False, True]
 
 
 def test_the_second_look_draws_the_bolder_pen_that_training_drew(mnist, monkeypatch):
