@@ -146,10 +146,10 @@ def _trim(ink: np.ndarray) -> np.ndarray:
     """The tight box around the ink that is left: MNIST fitted the box of the digit's own
     pixels, and a faint piece the stroke mask kept but :func:`ink_levels` zeroed (a rule's
     stub, a shadow edge) would otherwise shrink the digit and pull it off-centre."""
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if len(rows) == 0:
+    x, y, w, h = cv2.boundingRect((ink > 0).view(np.uint8))  # ink is never negative
+    if w == 0:
         return ink
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return ink[y:y + h, x:x + w]
 
 
 def _centre(small: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Which strokes make one digit, and the reading order of digits (numpy).
+"""Which strokes make one digit, and the reading order of digits (numpy; OpenCV boxes a mask).
 
 3. :func:`in_view`: the strokes the frame's edge cuts wait until they are whole;
    :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
@@ -18,10 +18,13 @@ from typing import Final
 
 import numpy as np
 
+from .optional import require
 from .order import Box, reading_order
 from .strokes import MAX_ASPECT, Piece, piece_mask, typical_height
 
 __all__ = ["Box", "Group", "group_digits", "group_mask", "in_view", "reading_order"]
+
+cv2 = require("cv2", "finding digits in camera frames")
 
 #: Pieces join only across a vertical gap of at most this share of the taller one's
 #: height: a digit's loose bar sits close; a dash or dot a mark's width away is not part of it.
@@ -144,11 +147,10 @@ def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:
             px, py, pw, ph = p.box
             mask[py - y:py - y + ph, px - x:px - x + pw] |= piece_mask(p, p.box)
     np.logical_and(mask, binary[y:y + h, x:x + w], out=mask)
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if len(rows) == 0:
+    x0, y0, w0, h0 = cv2.boundingRect(mask.view(np.uint8))  # of the nonzero pixels
+    if w0 == 0:
         return group.box, mask
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return (x + int(x0), y + int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1]
+    return (x + x0, y + y0, w0, h0), mask[y0:y0 + h0, x0:x0 + w0]
 
 
 def _merge(boxes: np.ndarray) -> np.ndarray:

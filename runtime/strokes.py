@@ -113,10 +113,11 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
 def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
     """The contrast map -> (ink pixels uint8, 255 = ink; the seeds of the hysteresis, the
     same, or None; the level that over-large pieces are re-thresholded from, see :func:`_split`)."""
-    threshold = ink_threshold(contrast)
+    sample = _sample(contrast)
+    threshold = _level(sample)
     noise = pixel_noise(contrast)
     weak = int(weak_threshold(threshold, noise))
-    tiles = tile_thresholds(contrast, threshold)
+    tiles = tile_thresholds(sample, threshold, contrast.shape)
     if tiles is None:
         _, binary = cv2.threshold(contrast, weak, 255, cv2.THRESH_BINARY)
         # Hysteresis: only the components of the weaker ink that hold some ink above the threshold.
@@ -130,14 +131,13 @@ def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int
     return binary, cv2.compare(contrast, _spread(tiles, contrast.shape), cv2.CMP_GT), int(tiles.min())
 
 
-def tile_thresholds(contrast: np.ndarray, threshold: int) -> np.ndarray | None:
+def tile_thresholds(sample: np.ndarray, threshold: int, shape: tuple[int, ...]) -> np.ndarray | None:
     """Float32 (rows, columns): :func:`ink_threshold` of each tile of about ``TILE`` pixels
-    of the contrast map (on its :func:`_sample`), none above the frame's ``threshold``; None
-    where no tile's is lower, or the map is one tile."""
-    rows, cols = max(1, round(contrast.shape[0] / TILE)), max(1, round(contrast.shape[1] / TILE))
+    of a contrast map of ``shape``, from its :func:`_sample`, none above the frame's
+    ``threshold``; None where no tile's is lower, or the map is one tile."""
+    rows, cols = max(1, round(shape[0] / TILE)), max(1, round(shape[1] / TILE))
     if rows * cols == 1:
         return None
-    sample = _sample(contrast)
     h, w = sample.shape
     ys, xs = [i * h // rows for i in range(rows + 1)], [j * w // cols for j in range(cols + 1)]
     levels = np.array([[_level(sample[y0:y1, x0:x1]) for x0, x1 in zip(xs, xs[1:])]
@@ -189,9 +189,10 @@ def _components(binary: np.ndarray, origin: tuple[int, int], factor: int,
     keep = np.nonzero(big[1:])[0] + 1
     ox, oy = origin
     dx, dy = ox // factor, oy // factor
-    return [Piece(box=(int(s[0]) * factor + ox, int(s[1]) * factor + oy, int(s[2]) * factor, int(s[3]) * factor),
-                  area=int(s[4]), labels=labels, label=int(i), origin=(dx, dy), factor=factor)
-            for i, s in zip(keep, stats[keep])]
+    # Python ints once, by tolist(): a frame of texture has hundreds of components.
+    return [Piece(box=(x * factor + ox, y * factor + oy, w * factor, h * factor),
+                  area=area, labels=labels, label=i, origin=(dx, dy), factor=factor)
+            for i, (x, y, w, h, area) in zip(keep.tolist(), stats[keep].tolist())]
 
 
 def _blocks(binary: np.ndarray, factor: int) -> np.ndarray:
