@@ -76,32 +76,33 @@ def _full_runs(inked: np.ndarray, rows: bool) -> np.ndarray | None:
     the frame's width (``rows``) or height long, or None where there is none. Runs are
     looked for in bands ``LINE_BAND`` pixels across, so that a line may lean a little.
     Box filters count the ink in each window: the cost does not grow with the run's length."""
-    h, w = inked.shape
-    n = max(3, int(LINE_REACH * (w if rows else h)))
+    length = inked.shape[1] if rows else inked.shape[0]
+    n = max(3, int(LINE_REACH * length))
+    if n > length:
+        return None  # a frame too small to tell
     # A run needs that much ink in LINE_BAND neighbouring rows (columns): most frames have
     # none, and are done with one cheap sum.
     sums = cv2.reduce(inked, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
     if np.convolve(sums, np.ones(LINE_BAND, np.int32)).max() < n:
         return None
-    length = w if rows else h
-    if n > length:
-        return None
     band = cv2.dilate(inked, np.ones((LINE_BAND, 1) if rows else (1, LINE_BAND), np.uint8))
     # A run of n inside the frame covers its middle, [length - n, n): only the rows (columns)
     # inked all along it can hold one. Textured paper passes the sum above; few rows pass this.
     middle = band[:, length - n:n] if rows else band[length - n:n]
-    inked_middle = cv2.reduce(middle, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()  # (REDUCE_MIN is slow)
+    inked_middle = cv2.reduce(middle, 1 if rows else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()  # REDUCE_MIN is slow
     candidates = np.flatnonzero(inked_middle == 2 * n - length)
     if not len(candidates):
         return None
-    # Rows (columns) are independent: the windows run along them, so only the candidates are filtered.
-    window = (n, 1) if rows else (1, n)  # (width, height)
+    # Rows (columns) are independent: the windows run along them, so only the candidates are
+    # filtered. The first sum is anchored at each window's first pixel (is the window from here
+    # all ink?), the second at its last (does a full window reach here?): the run's own pixels.
+    window, first, last = ((n, 1), (0, 0), (n - 1, 0)) if rows else ((1, n), (0, 0), (0, n - 1))  # (x, y)
     lane = np.ascontiguousarray(band[candidates] if rows else band[:, candidates])
-    full = cv2.boxFilter(lane, cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) >= n
+    full = cv2.boxFilter(lane, cv2.CV_16U, window, anchor=first, normalize=False, borderType=cv2.BORDER_CONSTANT) >= n
     if not full.any():
         return None
-    # Each full window's centre back to the whole window: the run's pixels.
-    covered = cv2.boxFilter(full.view(np.uint8), cv2.CV_16U, window, normalize=False, borderType=cv2.BORDER_CONSTANT) > 0
+    covered = cv2.boxFilter(full.view(np.uint8), cv2.CV_16U, window, anchor=last, normalize=False,
+                            borderType=cv2.BORDER_CONSTANT) > 0
     out = np.zeros(inked.shape, bool)
     if rows:
         out[candidates] = covered

@@ -245,6 +245,38 @@ def test_a_grid_line_faint_in_places_is_erased_all_the_same(monkeypatch):
     monkeypatch.setattr(lines, "LINE_LEVEL", 1.0)  # a line followed only at the floor: two stretches stay, tall as digits
     assert [(box[0], box[3]) for box in DigitReader(FakeVAE()).locate(cell).boxes] == [(3, 17), (3, 17)]
 
+def test_line_runs_are_exactly_the_straight_runs_across_the_frame():
+    # The run finder only filters the rows (columns) inked all along the frame's middle: on
+    # masks dense enough to pass its first test, it must find what the plain definition does:
+    # pixels of a window LINE_REACH of the frame long, inked in some of LINE_BAND neighbouring rows.
+    def plain(inked: np.ndarray, rows: bool) -> np.ndarray | None:
+        band = inked if rows else inked.T
+        h, w = band.shape
+        n = max(3, int(lines.LINE_REACH * w))
+        pad = lines.LINE_BAND // 2
+        padded = np.pad(band, ((pad, pad), (0, 0)))
+        any_row = np.stack([padded[i:i + h] for i in range(lines.LINE_BAND)]).max(axis=0)
+        out = np.zeros((h, w), bool)
+        for r in range(h):
+            for start in range(w - n + 1):
+                if any_row[r, start:start + n].all():
+                    out[r, start:start + n] = True
+        out = out if rows else out.T
+        return out if out.any() else None
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(2, 40, 2))
+        inked = (rng.random((h, w)) < rng.uniform(0.6, 1.0)).astype(np.uint8)
+        inked[rng.integers(0, h)] = 1  # a row line, and a column line, often broken by the noise
+        inked[:, rng.integers(0, w)] = 1
+        for rows in (True, False):
+            found, expected = lines._full_runs(inked, rows), plain(inked, rows)
+            assert (found is None) == (expected is None)
+            if expected is not None:
+                assert np.array_equal(found, expected)
+
+
 
 def test_a_real_puzzle_in_a_dim_noisy_room_gives_no_empty_cell_a_digit(reader, monkeypatch):
     # The committed real puzzle (tests/data/realdata: train split, MIT) at a third of its
