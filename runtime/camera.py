@@ -7,7 +7,8 @@ found and flattened), :mod:`.ink` (the ink map), :mod:`.strokes` (its strokes),
 candidates that are ink and not a stretch of line, each normalised as MNIST was). Where the
 candidates' lines run at a slant, :mod:`.orient` turns the page level and those stages run
 again on it. Then *all* crops of the frame go to the model in one batch, and come back as
-:class:`Detection` objects in reading order. Where the candidates lie on their sides (a
+:class:`Detection` objects in reading order; a candidate far taller than the digits the
+model accepts on the page (a sheet's edge, a grid's frame) is rejected. Where the candidates lie on their sides (a
 page a quarter turn off), the page is read a quarter turn either way as well, and the
 model's clearly better reading is kept.
 
@@ -46,6 +47,10 @@ SECOND_LOOK: Final = True
 #: A page whose candidates lie on their sides is read a quarter turn either way as well, and
 #: taken turned where the model reads at least this many times the digit evidence there.
 QUARTER_MARGIN: Final = 1.5
+#: Digits on one page are of a size: a candidate more than this many times as tall as the
+#: median of the digits the model accepts in the frame (where it accepts at least
+#: ``strokes.TYPICAL_COUNT``) is a sheet's edge, a box or a grid's frame, not a digit.
+MAX_SIZE_RATIO: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,9 @@ class DigitReader:
         found = self.locate(frame)
         if not found.boxes:
             return []
-        probabilities, accepted = self.judge(found.crops)
+        probabilities, accepted = self._judge_page(found)
         if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
-            turned = [(other, self.judge(other.crops)) for other in (self.locate(frame, q) for q in (1, -1))
+            turned = [(other, self._judge_page(other)) for other in (self.locate(frame, q) for q in (1, -1))
                       if other.boxes]
             best = max(turned, key=lambda pair: _evidence(*pair[1]), default=None)
             if best is not None and _clearer(best[1], (probabilities, accepted)):
@@ -167,6 +172,12 @@ class DigitReader:
         return inked.light_ink, crops.candidate_crops(inked.contrast, found.binary, groups, self.min_height,
                                                       self.max_digits, solid_cores=not inked.light_ink)
 
+    def _judge_page(self, found: Candidates) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`judge` of a page's crops, then the candidates out of proportion with the
+        page's accepted digits rejected (see ``MAX_SIZE_RATIO``)."""
+        probabilities, accepted = self.judge(found.crops)
+        return probabilities, accepted & in_proportion(found.boxes, accepted)
+
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
         one batch through the model, and one more through the classifier for the crops it
@@ -200,6 +211,17 @@ class DigitReader:
         mean = (probabilities[confirmed] + bolder[again]) / 2
         probabilities[confirmed] = mean
         accepted[confirmed] = oddness(thresholds, np.asarray(verdict.score)[confirmed], mean, crops_[confirmed], GATES) <= 1.0
+
+
+def in_proportion(boxes: list[Box], accepted: np.ndarray) -> np.ndarray:
+    """(N,) bool: is each box at most ``MAX_SIZE_RATIO`` times as tall as the median of the
+    ``accepted`` ones (all True where fewer than ``strokes.TYPICAL_COUNT`` are accepted: one
+    digit among marks has no page of digits to compare with)?"""
+    heights = np.array([h for _, _, _, h in boxes], np.float64)
+    accepted = np.asarray(accepted, bool)
+    if int(accepted.sum()) < strokes.TYPICAL_COUNT:
+        return np.ones(len(boxes), bool)
+    return heights <= MAX_SIZE_RATIO * float(np.median(heights[accepted]))
 
 
 def _as_mnist_crop(gray: np.ndarray) -> Candidates:

@@ -575,6 +575,25 @@ def test_crop_fits_the_ink_that_is_left_not_the_mask(mnist):
     assert crops.mnist_crop(np.zeros((40, 30), np.float32)).max() == 0.0  # nothing left: an empty crop
 
 
+def test_a_sheets_edges_far_taller_than_the_digits_are_not_1s(reader, monkeypatch):
+    # A real puzzle photo (tests/data/page_edges: train split, MIT): the desk on either side of
+    # the sheet leaves two dark strokes as tall as most of the photo, each read as a 1, surely.
+    # Beside the page's digits, twenty times smaller, they are no digits.
+    from conftest import REPO
+    photo = cv2.imread(str(REPO / "tests/data/page_edges/03_08_honor_view_10_0.jpg"))
+
+    def out_of_size(detections):
+        typical = np.median([d.box[3] for d in detections if d.is_digit])
+        return [(d.digit, d.is_digit) for d in detections if d.box[3] > 5 * typical]
+
+    found = reader.read(photo)
+    assert sum(d.is_digit for d in found) >= 40 and not any(accepted for _, accepted in out_of_size(found))
+    monkeypatch.setattr(camera, "MAX_SIZE_RATIO", np.inf)  # without the rule
+    assert out_of_size(reader.read(photo)).count((1, True)) == 2
+    few = [(0, 0, 9, 40), (20, 0, 9, 40), (40, 0, 9, 240)]  # one digit among marks: nothing to compare with
+    assert camera.in_proportion(few, np.array([True, True, True])).all()
+
+
 def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
     # A wide pen photographed sharpened leaves a paler line along its stroke's middle: the
     # crop must show one stroke, not two thin ones side by side (a 1 read as an 8).
