@@ -2,7 +2,8 @@
 
 3. :func:`in_view`: the strokes the frame's edge cuts wait until they are whole;
    :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
-   "4" in two pieces): pieces that share a column range and sit close above one another;
+   "4" in two pieces): pieces that share a column range and sit close above one another
+   (a piece far taller than the frame's digits, a grid's lines, joins none);
    then pieces of a digit broken in halves, judged by the frame's own digit height.
    Groups are kept by size and aspect.
 4. :func:`reading_order`: boxes chained into lines by neighbours that overlap, lines top to
@@ -20,7 +21,7 @@ import numpy as np
 
 from .optional import require
 from .order import Box, reading_order
-from .strokes import MAX_ASPECT, Piece, piece_mask, typical_height
+from .strokes import MAX_ASPECT, OVERTALL, Piece, digit_height, piece_mask, typical_height
 
 __all__ = ["Box", "Group", "group_digits", "group_mask", "in_view", "reading_order"]
 
@@ -75,7 +76,11 @@ def group_digits(pieces: list[Piece], min_height: int, max_height: int) -> list[
     if not pieces:
         return []
     boxes = np.array([p.box for p in pieces], dtype=np.int64)
-    members = _members(_merge(boxes))
+    # A piece still OVERTALL times the frame's digit height once :mod:`.strokes` tried to part
+    # it is a grid's or a frame's lines: joined to the digits it reaches, it would swallow them.
+    typical = digit_height(pieces, min_height)
+    alone = boxes[:, 3] > OVERTALL * typical if typical is not None else np.zeros(len(boxes), bool)
+    members = _members(_merge(boxes, alone))
     unions = [_union(boxes[group]) for group in members]
     keep = [_plausible(box, min_height, max_height) for box in unions]
     for join in _join_broken(unions, [u[3] for u, ok in zip(unions, keep) if ok], min_height):
@@ -153,10 +158,12 @@ def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:
     return (x + x0, y + y0, w0, h0), mask[y0:y0 + h0, x0:x0 + w0]
 
 
-def _merge(boxes: np.ndarray) -> np.ndarray:
+def _merge(boxes: np.ndarray, alone: np.ndarray | None = None) -> np.ndarray:
     """Union-find over pieces: a and b join when they share most of the narrower one's
     column range, the vertical gap between them is small, and the group they make is at
-    most ``MAX_STACK`` times its tallest piece's height (two stacked digits never pass that)."""
+    most ``MAX_STACK`` times its tallest piece's height (two stacked digits never pass that);
+    pieces marked ``alone`` (bool) join none."""
+    alone = np.zeros(len(boxes), bool) if alone is None else alone
     x0, y0 = boxes[:, 0], boxes[:, 1]
     x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
     w, h = boxes[:, 2], boxes[:, 3]
@@ -170,6 +177,7 @@ def _merge(boxes: np.ndarray) -> np.ndarray:
         & (gap_y <= MAX_GAP * tall)
         & (union_h <= MAX_STACK * tall)
         & (np.minimum(size[:, None], size[None]) >= SPECK_SHARE * tall)  # specks stay out
+        & ~alone[:, None] & ~alone[None]
     )
     parent = np.arange(len(boxes))
     # The height rule holds for whole groups too, not only for pairs: else small pieces

@@ -214,14 +214,11 @@ def _split_overtall(contrast: np.ndarray, binary: np.ndarray, pieces: list[Piece
                     min_height: int, max_height: int) -> list[Piece]:
     """Re-threshold (:func:`_split`) the pieces far taller than the frame's digits: a digit
     that touches a grid's or margin's line runs on with it, and as one piece is read as
-    neither. The frame's digit height is the median height of its pieces that could be
-    digits, trusted only when at least ``TYPICAL_COUNT`` of them are within a third of it
-    (a line of digits; not one digit among a few marks). The split is kept when it leaves
+    neither. The frame's digit height: :func:`digit_height`. The split is kept when it leaves
     a piece of about that height; what is still over-tall then has any stretch of bare
     line cut off its ends (:func:`_trim_line`)."""
-    heights = [p.box[3] for p in pieces if p.box[3] >= min_height and p.box[2] <= MAX_ASPECT * p.box[3]]
-    typical = typical_height(heights)
-    if typical is None or sum(0.75 * typical <= h <= 1.33 * typical for h in heights) < TYPICAL_COUNT:
+    typical = digit_height(pieces, min_height)
+    if typical is None:
         return pieces
     out = []
     for piece in pieces:
@@ -259,6 +256,18 @@ def _trim_line(binary: np.ndarray, piece: Piece, typical: float, min_height: int
     kept = np.zeros_like(mask)
     kept[top:bottom] = mask[top:bottom]
     return _components(kept.view(np.uint8) * np.uint8(255), (x, y), piece.factor)
+
+
+def digit_height(pieces: list[Piece], min_height: int) -> float | None:
+    """The frame's digit height: the median height of its pieces that could be digits (at
+    least ``min_height`` tall, at most ``MAX_ASPECT`` times as wide), trusted only when at
+    least ``TYPICAL_COUNT`` of them are within a third of it (a line of digits; not one
+    digit among a few marks); else None."""
+    heights = [p.box[3] for p in pieces if p.box[3] >= min_height and p.box[2] <= MAX_ASPECT * p.box[3]]
+    typical = typical_height(heights)
+    if typical is None or sum(0.75 * typical <= h <= 1.33 * typical for h in heights) < TYPICAL_COUNT:
+        return None
+    return typical
 
 
 def typical_height(heights: list[int]) -> float | None:

@@ -12,7 +12,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from digitvae.runtime import camera, crops, ink, lines, novelty, spec, strokes  # noqa: E402
+from digitvae.runtime import camera, crops, ink, lines, novelty, segment, spec, strokes  # noqa: E402
 from digitvae.runtime.camera import Detection, DigitReader  # noqa: E402
 from digitvae.bench.evaluate import evaluate_reader  # noqa: E402
 from digitvae.data.frames import FrameGenerator  # noqa: E402
@@ -455,8 +455,6 @@ def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, g
 
 
 def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
-    import digitvae.runtime.segment as segment
-
     page = paper(clear_digits(mnist, [1, 3, 7, 3]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
     rows = np.nonzero((page[:, 310:370] < 100).any(axis=1))[0]
     middle = (rows[0] + rows[-1]) // 2
@@ -573,6 +571,19 @@ def test_crop_fits_the_ink_that_is_left_not_the_mask(mnist):
     stretched[100:200, 180:280] = digit
     assert np.abs(crops.mnist_crop(stretched) - alone).max() < 1e-6
     assert crops.mnist_crop(np.zeros((40, 30), np.float32)).max() == 0.0  # nothing left: an empty crop
+
+
+def test_digits_inside_a_box_drawn_round_them_are_read(mnist, reader, monkeypatch):
+    # A box's lines, as dark as the ink and three times the digits' height, reach round the
+    # first two: joined to them as one digit's pieces, they swallowed both.
+    labels = [2, 3, 4, 5, 6]
+    page = paper(clear_digits(mnist, labels), [(120 + 70 * i, 200) for i in range(5)], 40)
+    page[185:285, 100:104] = 40
+    page[281:285, 100:260] = 40
+    page[185:189, 100:200] = 40
+    assert [d.digit for d in reader.read(page) if d.is_digit] == labels
+    monkeypatch.setattr(segment, "OVERTALL", np.inf)  # the box may join the digits
+    assert [d.digit for d in reader.read(page) if d.is_digit] == labels[2:]
 
 
 def test_a_sheets_edges_far_taller_than_the_digits_are_not_1s(reader, monkeypatch):
