@@ -303,8 +303,11 @@ def test_window_under_xvfb(shipped_folder, tmp_path):
             time.sleep(0.1)
         log = tmp_path / "demo.log"
         with open(log, "w") as err:
+            # Ctrl-C as in a terminal: a runner that started the tests in the background (SIGINT
+            # ignored, which the demo would inherit and keep) must not make it deaf to it.
             app = subprocess.Popen([sys.executable, "-m", "digitvae.runtime.cli", "demo", "--source", "sample",
-                                    "--threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+                                    "--threads", "1"], env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         green, image = 0, None
         deadline = time.monotonic() + 120  # model, MNIST and the first sheet load first
         while green < 300 and time.monotonic() < deadline and app.poll() is None:
