@@ -8,9 +8,9 @@ candidates that are ink and not a stretch of line, each normalised as MNIST was)
 candidates' lines run at a slant, :mod:`.orient` turns the page level and those stages run
 again on it. Then *all* crops of the frame go to the model in one batch, and come back as
 :class:`Detection` objects in reading order; a candidate far taller than the digits the
-model accepts on the page (a sheet's edge, a grid's frame) is rejected. Where the candidates lie on their sides (a
-page a quarter turn off), the page is read a quarter turn either way as well, and the
-model's clearly better reading is kept.
+model accepts on the page (a sheet's edge, a grid's frame) is rejected. Where the
+candidates lie on their sides (a page a quarter turn off), the page is read a quarter turn
+either way as well, and the model's clearly better reading is kept.
 
     from digitvae.runtime import DigitVAE
     from digitvae.runtime.camera import DigitReader

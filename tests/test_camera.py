@@ -245,6 +245,7 @@ def test_a_grid_line_faint_in_places_is_erased_all_the_same(monkeypatch):
     monkeypatch.setattr(lines, "LINE_LEVEL", 1.0)  # a line followed only at the floor: two stretches stay, tall as digits
     assert [(box[0], box[3]) for box in DigitReader(FakeVAE()).locate(cell).boxes] == [(3, 17), (3, 17)]
 
+
 def test_line_runs_are_exactly_the_straight_runs_across_the_frame():
     # The run finder only filters the rows (columns) inked all along the frame's middle: on
     # masks dense enough to pass its first test, it must find what the plain definition does:
@@ -275,7 +276,6 @@ def test_line_runs_are_exactly_the_straight_runs_across_the_frame():
             assert (found is None) == (expected is None)
             if expected is not None:
                 assert np.array_equal(found, expected)
-
 
 
 def test_a_real_puzzle_in_a_dim_noisy_room_gives_no_empty_cell_a_digit(reader, monkeypatch):
