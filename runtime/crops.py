@@ -81,7 +81,7 @@ def ink_strength(contrast: np.ndarray, strokes: np.ndarray) -> tuple[float, floa
     return float(part[kth[0]]), float(part[kth[1]])
 
 
-def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, *, solid_cores: bool = True) -> np.ndarray:
+def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, *, solid_cores: bool) -> np.ndarray:
     """Contrast uint8 (h, w), the digit's stroke mask bool (h, w) and its core contrast
     -> float32 ink in [0, 1]: the strokes plus a one-pixel rim (their anti-aliased
     edge), scaled so that stroke cores are 1 and the paper around them 0. With

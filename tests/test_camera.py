@@ -620,12 +620,12 @@ def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
     contrast[:, 3:5] = 200  # a stroke 2 pixels wide: all edge, no middle ...
     contrast[2, 3] = 120  # ... so a pale pixel stays pale
     strokes_ = contrast > 0
-    assert 0.0 < crops.ink_levels(contrast, strokes_, 200.0)[2, 3] < 1.0
+    assert 0.0 < crops.ink_levels(contrast, strokes_, 200.0, solid_cores=True)[2, 3] < 1.0
 
     wide = np.zeros((12, 12), np.uint8)
     wide[:, 2:9] = 200  # a stroke 7 pixels wide ...
     wide[:, 4:7] = 120  # ... its middle pale
-    assert crops.ink_levels(wide, wide > 0, 200.0)[6, 5] == 1.0
+    assert crops.ink_levels(wide, wide > 0, 200.0, solid_cores=True)[6, 5] == 1.0
     assert crops.ink_levels(wide, wide > 0, 200.0, solid_cores=False)[6, 5] < 1.0  # chalk's grain is kept
     board = np.full((80, 60), 40, np.uint8)  # the reader asks for it on a board
     board[10:70, 26:33] = 200
