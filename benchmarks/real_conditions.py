@@ -1,10 +1,10 @@
 """The real-photo figures under other shooting conditions: each frame changed first.
 
 The same photos and sudoku cells as ``digitvae bench --real``, each frame (photo or cell)
-first made darker, blurred, recompressed, resized or turned, as another camera, room or
-hand would have taken it. A reader that holds its figures across these does not depend on
-how the dev photos happen to be lit and framed; one that falls on one of them has a
-constant that measures levels or pixels where it should measure shares. Prints one
+first made darker, washed out, blurred, recompressed, resized or turned, as another camera,
+room or hand would have taken it. A reader that holds its figures across these does not
+depend on how the dev photos happen to be lit and framed; one that falls on one of them has
+a constant that measures levels or pixels where it should measure shares. Prints one
 markdown row per condition: photos 1 - edits/digits, precision and recall; sudoku train
 and validation accuracy; empty cells read as a digit (train / validation). Turns apply to
 the photos only: a sudoku cell is cut from the flattened grid, so it is never turned (a
@@ -35,6 +35,13 @@ Change = Callable[[np.ndarray], np.ndarray]
 
 def _exposure(factor: float) -> Change:
     return lambda image: (image.astype(np.float32) * factor).astype(np.uint8)
+
+
+def _washed(share: float) -> Change:
+    """Washed out towards white, as glare or a bright exposure does: each pixel's darkness
+    (255 - v) times ``share``, so ink stands out from the paper ``share`` as much (and soft
+    pencil looks like this as taken)."""
+    return lambda image: (255 - np.round((255 - image.astype(np.float32)) * share)).astype(np.uint8)
 
 
 def _low_light(factor: float, noise: float) -> Change:
@@ -96,6 +103,8 @@ CONDITIONS: dict[str, Change] = {
     "exposure-0.5": _exposure(0.5),  # a dim room
     "exposure-0.3": _exposure(0.3),
     "low-light": _low_light(0.3, 2.0),  # a third of the exposure, and noise of 2 levels
+    "washed-0.7": _washed(0.7),  # glare, or a bright exposure
+    "washed-0.5": _washed(0.5),
     "gamma-2": _gamma(2.0),  # a camera's darker tone curve: the paper's greys drop most
     "blur-1.5": _blur(1.5),  # out of focus, or shaken
     "jpeg-30": _jpeg(30),  # a messenger's recompression

@@ -30,8 +30,8 @@ CORE_QUANTILE: Final = 0.5  # of the stroke pixels' contrast: the level that bec
 PEAK_QUANTILE: Final = 0.9  # of the same: how strong the ink is ...
 MIN_PEAK: Final = 80  # ... which must reach this (contrast 0..255) for written ink; rules,
 # smudges and shadow edges that slip through the threshold are fainter ...
-FAINT_PEAK: Final = 60  # ... unless the frame's writing is faint itself (soft pencil, a blurred
-PEAK_SHARE: Final = 0.6  # photo): then this share of its strongest peak, but never below FAINT_PEAK
+FAINT_PEAK: Final = 45  # ... unless the frame's writing is faint itself (soft pencil, a blurred or
+PEAK_SHARE: Final = 0.6  # washed-out photo): then this share of its strongest peak, but never below FAINT_PEAK
 EDGE_SHARE: Final = 0.5  # contrast below this share of the core level becomes 0
 #: MNIST's pen: strokes thinner than this (pixels of the 28x28 crop, measured as 2 x ink /
 #: total variation) are drawn bolder before the crop is shrunk. MNIST's median is 1.86 and

@@ -824,6 +824,34 @@ def test_soft_pencil_is_read_where_all_the_writing_is_faint(mnist, monkeypatch):
     assert DigitReader(FakeVAE()).locate(page).boxes == []
 
 
+def test_a_washed_out_real_puzzle_is_read_where_all_its_writing_is_faint(reader, monkeypatch):
+    # The committed real puzzle (tests/data/realdata: train split, MIT) washed out towards
+    # white, as glare or a bright exposure does: every pixel's darkness (255 - v) halved, so
+    # the pencil stands out from the paper half as much. Each cell is read alone, as
+    # `digitvae bench --real` does; its writing is all faint, so its candidates need only
+    # reach FAINT_PEAK.
+    from conftest import REPO
+    from digitvae.data import realdata
+    from digitvae.runtime import crops
+
+    def washed(patch: np.ndarray) -> np.ndarray:
+        return (255 - np.round((255 - patch.astype(np.float32)) * 0.5)).astype(np.uint8)
+
+    grid = next(g for g in realdata.load(REPO / "tests/data/realdata").grids if g.path.name.startswith("02_17_honor"))
+    warped = realdata.warp_grid(grid, realdata.read_image(grid.path))
+
+    def read() -> tuple[list[tuple[int, int]], int]:
+        false = [(row, col) for row, col, patch in realdata.empty_cells(grid, warped)
+                 if any(d.is_digit for d in reader.read(washed(patch)))]
+        right = sum(any(d.is_digit and d.digit == cell.label for d in reader.read(washed(patch)))
+                    for cell, patch in realdata.cut_cells(grid, warped) if cell.label is not None)
+        return false, right
+
+    assert read() == ([], 44)  # of 45 digits
+    monkeypatch.setattr(crops, "FAINT_PEAK", 60)  # the bar before: the faintest pencil digits lost
+    assert read() == ([], 35)
+
+
 def test_the_ink_a_candidate_needs_follows_the_frames_strongest_writing():
     from digitvae.runtime.crops import FAINT_PEAK, MIN_PEAK, PEAK_SHARE, required_peak
 
