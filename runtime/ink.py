@@ -27,6 +27,9 @@ SMALL_KERNEL: Final = 9  # that kernel in pixels of the reduced image the closin
 MIN_KERNEL: Final = 7.0  # pixels: wider than the strokes of a digit filling a 28x28 image
 POLARITY_SIDE: Final = 120  # least pixels on the shorter side where polarity is judged:
 # small digits (24 px in a 480 px frame) must still be a few pixels tall there.
+#: ... but where no strokes stand out there, at most this reduction: a pen 2-3 pixels wide
+#: stands out reduced 4 times and fades into the paper reduced 8 times.
+FINE_REDUCTION: Final = 4
 POLARITY_TAILS: Final = (0.995, 0.999)  # quantiles of the responses that decide polarity
 BOARD_MAX: Final = 128  # with no strokes, a board's typical (median) pixel is darker than this
 BOARD_RANGE: Final = (0.01, 0.5, 0.999)  # quantiles: a frame's darkest, typical and brightest (sparse chalk too)
@@ -62,7 +65,7 @@ def ink_map(gray: np.ndarray, light_ink: bool | None = None) -> InkMap:
     # One reduction by halvings (OpenCV's fast path) serves the polarity test and,
     # reduced further, the surface estimate.
     small = halve(gray, POLARITY_SIDE)
-    light = _light_ink(small) if light_ink is None else light_ink
+    light = _light_ink(gray, small) if light_ink is None else light_ink
     side = max(MIN_KERNEL, CLOSING_SHARE * min(h, w)) * small.shape[0] / h  # kernel, small's px
     smaller = _shrink(small, SMALL_KERNEL / side)
     k = max(3, int(round(side * smaller.shape[0] / small.shape[0])) | 1)
@@ -92,9 +95,24 @@ def _shrink(gray: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _light_ink(small: np.ndarray) -> bool:
-    """True when the frame's strokes are brighter than their surroundings (chalk on a
-    board), False for dark ink on paper.
+def _light_ink(gray: np.ndarray, small: np.ndarray) -> bool:
+    """True when the frame's strokes (``gray``, reduced to ``small``) are brighter than
+    their surroundings (chalk on a board), False for dark ink on paper: :func:`_strokes_light`.
+    Where no strokes stand out in ``small`` and it is reduced more than ``FINE_REDUCTION``
+    times, thin strokes may have faded in the reduction (a fine pen on a large frame): the
+    frame is judged again reduced that many times.
+    Where none stand out there either (a blank page or board), the surface's own brightness
+    decides, so that its texture is never mistaken for ink of the other polarity."""
+    light = _strokes_light(small)
+    if light is None and min(gray.shape) > FINE_REDUCTION * min(small.shape):
+        small = halve(gray, min(gray.shape) // FINE_REDUCTION)
+        light = _strokes_light(small)
+    return light if light is not None else quantiles(small, (BOARD_RANGE[1],))[0] < BOARD_MAX
+
+
+def _strokes_light(small: np.ndarray) -> bool | None:
+    """Are the strokes of this (reduced) frame brighter than their surroundings? None where
+    no strokes stand out.
 
     The surface is most of every neighbourhood, so a median filter (at a coarse scale,
     where it is cheap) gives its brightness, and keeps shadow edges sharp; strokes stand
@@ -119,9 +137,7 @@ def _light_ink(small: np.ndarray) -> bool:
     darkest, typical, brightest = quantiles(small, BOARD_RANGE)
     weak = POLARITY_WEAK * max(typical, MIN_BOARD)
     if max(dark, bright) < weak:
-        # No strokes stand out (a blank page or board): the surface's own brightness
-        # decides, so that its texture is never mistaken for ink of the other polarity.
-        return typical < BOARD_MAX
+        return None  # no strokes stand out
     # Chalk needs a board: paper with a dark rim (a grid's thick line, the desk beyond a
     # cell) has bright responses beside the rim too, but its typical pixel is nearer its
     # brightest than its darkest; a board's is nearer its darkest (chalk is brighter still).

@@ -142,6 +142,20 @@ def test_a_dim_photo_of_paper_is_still_paper(gen):
         assert len(dim.boxes) == len(fake.locate(frame).boxes), i
 
 
+def test_a_fine_pen_on_a_large_dim_photo_is_still_paper():
+    # One-pixel strokes on dim paper (105), as a fine pen photographed from afar: reduced
+    # eight times for the polarity test they fade into the paper, and a dim surface with
+    # nothing on it is a board. Judged again at twice the resolution they stand out as ink.
+    from digitvae.runtime import ink
+    from digitvae.runtime.frame_input import halve
+
+    page = np.full((1178, 1271), 105, np.uint8)
+    cv2.putText(page, "1 7 1 7", (300, 640), cv2.FONT_HERSHEY_PLAIN, 5.0, 45, 1, cv2.LINE_8)
+    assert ink._strokes_light(halve(page, ink.POLARITY_SIDE)) is None  # nothing stands out there
+    found = DigitReader(FakeVAE()).locate(page)
+    assert not found.light_ink and len(found.boxes) == 4
+
+
 def test_reads_an_inverted_page_the_same(reader, mnist):
     page = paper(clear_digits(mnist, [3, 1, 4]), [(100, 100), (220, 100), (340, 100)], 80)
     normal = [(d.digit, d.is_digit) for d in reader.read(page)]
