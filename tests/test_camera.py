@@ -145,7 +145,8 @@ def test_a_dim_photo_of_paper_is_still_paper(gen):
 def test_a_fine_pen_on_a_large_dim_photo_is_still_paper():
     # One-pixel strokes on dim paper (105), as a fine pen photographed from afar: reduced
     # eight times for the polarity test they fade into the paper, and a dim surface with
-    # nothing on it is a board. Judged again at twice the resolution they stand out as ink.
+    # nothing on it is a board. Judged again reduced 4 times (ink.FINE_REDUCTION), they stand
+    # out as ink.
     from digitvae.runtime import ink
     from digitvae.runtime.frame_input import halve
 
@@ -292,29 +293,33 @@ def test_line_runs_are_exactly_the_straight_runs_across_the_frame():
                 assert np.array_equal(found, expected)
 
 
-def test_a_real_puzzle_in_a_dim_noisy_room_gives_no_empty_cell_a_digit(reader, monkeypatch):
-    # The committed real puzzle (tests/data/realdata: train split, MIT) at a third of its
-    # exposure with 2 levels of sensor noise, as benchmarks/real_conditions.py's low light:
-    # each cell cut from the grid and read alone, as `digitvae bench --real` does.
+def _puzzle_cells_read(reader, change) -> tuple[list[tuple[int, int]], int]:
+    """The committed real puzzle (tests/data/realdata, 02_17 honor: train split, MIT) read
+    cell by cell, each cell cut from the grid, changed by ``change`` and read alone, as
+    `digitvae bench --real` does under benchmarks/real_conditions.py: (the empty cells given
+    a digit, how many of its 45 digits are read right)."""
     from conftest import REPO
     from digitvae.data import realdata
 
+    grid = next(g for g in realdata.load(REPO / "tests/data/realdata").grids if g.path.name.startswith("02_17_honor"))
+    warped = realdata.warp_grid(grid, realdata.read_image(grid.path))
+    false = [(row, col) for row, col, patch in realdata.empty_cells(grid, warped)
+             if any(d.is_digit for d in reader.read(change(patch)))]
+    right = sum(any(d.is_digit and d.digit == cell.label for d in reader.read(change(patch)))
+                for cell, patch in realdata.cut_cells(grid, warped) if cell.label is not None)
+    return false, right
+
+
+def test_a_real_puzzle_in_a_dim_noisy_room_gives_no_empty_cell_a_digit(reader, monkeypatch):
+    # The committed real puzzle at a third of its exposure with 2 levels of sensor noise, as
+    # benchmarks/real_conditions.py's low light.
     def dim(patch: np.ndarray) -> np.ndarray:
         noise = np.random.default_rng(patch.size).normal(0.0, 2.0, patch.shape)
         return np.clip(np.round(patch.astype(np.float32) * 0.3 + noise), 0, 255).astype(np.uint8)
 
-    grid = next(g for g in realdata.load(REPO / "tests/data/realdata").grids if g.path.name.startswith("02_17_honor"))
-    warped = realdata.warp_grid(grid, realdata.read_image(grid.path))
-    def read() -> tuple[list[tuple[int, int]], int]:
-        false = [(row, col) for row, col, patch in realdata.empty_cells(grid, warped)
-                 if any(d.is_digit for d in reader.read(dim(patch)))]
-        right = sum(any(d.is_digit and d.digit == cell.label for d in reader.read(dim(patch)))
-                    for cell, patch in realdata.cut_cells(grid, warped) if cell.label is not None)
-        return false, right
-
-    assert read() == ([], 45)
+    assert _puzzle_cells_read(reader, dim) == ([], 45)
     monkeypatch.setattr(lines, "LINE_LEVEL", 1.0)  # the cell's grid line, broken by the noise, read as a digit
-    assert read() == ([(6, 7)], 44)
+    assert _puzzle_cells_read(reader, dim) == ([(6, 7)], 44)
 
 
 def test_a_stroke_faint_along_part_of_its_length_is_followed_to_its_end(mnist, monkeypatch):
@@ -839,31 +844,18 @@ def test_soft_pencil_is_read_where_all_the_writing_is_faint(mnist, monkeypatch):
 
 
 def test_a_washed_out_real_puzzle_is_read_where_all_its_writing_is_faint(reader, monkeypatch):
-    # The committed real puzzle (tests/data/realdata: train split, MIT) washed out towards
-    # white, as glare or a bright exposure does: every pixel's darkness (255 - v) halved, so
-    # the pencil stands out from the paper half as much. Each cell is read alone, as
-    # `digitvae bench --real` does; its writing is all faint, so its candidates need only
-    # reach FAINT_PEAK.
-    from conftest import REPO
-    from digitvae.data import realdata
+    # The committed real puzzle washed out towards white, as glare or a bright exposure does
+    # (benchmarks/real_conditions.py's washed-0.5): every pixel's darkness (255 - v) halved,
+    # so the pencil stands out from the paper half as much. A cell's writing is then all
+    # faint, and its candidates need only reach FAINT_PEAK.
     from digitvae.runtime import crops
 
     def washed(patch: np.ndarray) -> np.ndarray:
         return (255 - np.round((255 - patch.astype(np.float32)) * 0.5)).astype(np.uint8)
 
-    grid = next(g for g in realdata.load(REPO / "tests/data/realdata").grids if g.path.name.startswith("02_17_honor"))
-    warped = realdata.warp_grid(grid, realdata.read_image(grid.path))
-
-    def read() -> tuple[list[tuple[int, int]], int]:
-        false = [(row, col) for row, col, patch in realdata.empty_cells(grid, warped)
-                 if any(d.is_digit for d in reader.read(washed(patch)))]
-        right = sum(any(d.is_digit and d.digit == cell.label for d in reader.read(washed(patch)))
-                    for cell, patch in realdata.cut_cells(grid, warped) if cell.label is not None)
-        return false, right
-
-    assert read() == ([], 44)  # of 45 digits
+    assert _puzzle_cells_read(reader, washed) == ([], 44)
     monkeypatch.setattr(crops, "FAINT_PEAK", 60)  # the bar before: the faintest pencil digits lost
-    assert read() == ([], 35)
+    assert _puzzle_cells_read(reader, washed) == ([], 35)
 
 
 def test_the_ink_a_candidate_needs_follows_the_frames_strongest_writing():
