@@ -270,7 +270,7 @@ def test_real_conditions_on_the_mini_folder(shipped_folder):
             for line in result.stdout.splitlines() if line.startswith("| ") and not line.startswith("| condition")}
     # No photos in the mini folder, only train cells: its rows say "-" for what is absent, and
     # its clear puzzle reads right in full light and at a third of the exposure alike (it
-    # did so before the polarity change too: that change's test is test_camera's dim paper).
+    # did so before the polarity change too: that change's test is test_ink's dim paper).
     assert rows["none"] == rows["exposure-0.3"] == ["-", "-", "-", "100.0%", "-", "0 / -"]
     assert rows["turn-8"][3:] == ["(not turned)"] * 3
 
