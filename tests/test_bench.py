@@ -22,3 +22,34 @@ def test_quick_bench_writes_a_report(tmp_path):
     assert results["camera"]["speed"][-1]["digits"] == 10
     # The camera path is measured for both precisions side by side (the demo runs int8).
     assert {r["precision"] for r in results["camera"]["speed"]} == {"fp32", "int8"} == set(results["camera"]["accuracy"])
+
+
+def test_speed_ab_times_two_readers_side_by_side():
+    # The other version is the installed package itself, named by its folder: a ratio near 1.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import digitvae.runtime
+    from conftest import REPO
+
+    script = str(REPO / "benchmarks" / "speed_ab.py")
+    installed = str(Path(digitvae.runtime.__file__).resolve().parents[2])  # site-packages
+    result = subprocess.run([sys.executable, script, installed, "--digits", "0", "5", "--frames", "2", "--repeats", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()[2:]]  # under the header and its rule
+    assert [r[0].strip() for r in rows] == ["blank", "5"]
+    assert all(0.2 < float(r[3]) < 5.0 and float(r[1]) > 0 and float(r[2]) > 0 for r in rows), result.stdout
+
+
+def test_speed_ab_refuses_a_folder_without_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed_ab.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert f"{tmp_path}: expected a folder holding an installed digitvae package" in result.stderr
