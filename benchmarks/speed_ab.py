@@ -36,9 +36,9 @@ from digitvae.runtime.optional import require
 OTHER = "digitvae_other"  # the other version's package, imported under this name
 
 
-def other_reader(folder: Path, artifacts: str | None, precision: str, work: Path) -> Any:
+def other_reader(folder: Path, graphs: str, precision: str, work: Path) -> Any:
     """The other version's DigitReader: its package copied under another name (its own
-    imports are relative), loading the same graphs as this one."""
+    imports are relative), loading the graphs in the folder ``graphs``."""
     package = folder / "digitvae"
     if not (package / "runtime" / "camera.py").is_file():
         raise SystemExit(f"{folder}: expected a folder holding an installed digitvae package "
@@ -47,8 +47,7 @@ def other_reader(folder: Path, artifacts: str | None, precision: str, work: Path
     sys.path.insert(0, str(work))
     runtime = importlib.import_module(f"{OTHER}.runtime")
     camera = importlib.import_module(f"{OTHER}.runtime.camera")
-    folder_ = artifacts or str(DigitVAE.load().artifacts.folder)
-    return camera.DigitReader(runtime.DigitVAE.load(folder_, precision=precision, threads=1))
+    return camera.DigitReader(runtime.DigitVAE.load(graphs, precision=precision, threads=1))
 
 
 def frames(gen: FrameGenerator, digits: int, count: int) -> list[np.ndarray]:
@@ -86,8 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     require("cv2", "the camera benchmark").setNumThreads(1)  # one core
     with tempfile.TemporaryDirectory() as work:
-        readers = {"this": DigitReader(DigitVAE.load(args.artifacts, precision=args.precision, threads=1)),
-                   "other": other_reader(args.other, args.artifacts, args.precision, Path(work))}
+        this = DigitVAE.load(args.artifacts, precision=args.precision, threads=1)
+        readers = {"this": DigitReader(this),
+                   "other": other_reader(args.other, str(this.artifacts.folder), args.precision, Path(work))}
         gen = FrameGenerator.from_mnist(0)
         print("| digits | this reader, ms | other reader, ms | per-frame ratio (this / other) |")
         print("| ---: | ---: | ---: | ---: |")
