@@ -99,10 +99,10 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
     pieces: list[Piece] = []
     for piece in _components(binary, (0, 0), factor, seeds):
-        if piece.box[3] < min_height and _oversize(piece.box, max_height, min_height):
+        oversize = _oversize(piece.box, max_height, min_height)
+        if oversize and piece.box[3] < min_height:
             continue  # a stretch of rule, too short for a digit: its fragments are shorter still
-        if (_oversize(piece.box, max_height, min_height) or _too_wide(piece.box, min_height)
-                or _netlike(piece, min_height)):
+        if oversize or _too_wide(piece.box, min_height) or _netlike(piece, min_height):
             pieces.extend(_split_kept(contrast, binary, piece, threshold, min_height, max_height))
         else:
             pieces.append(piece)

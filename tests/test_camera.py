@@ -301,10 +301,12 @@ def test_a_sheets_edges_far_taller_than_the_digits_are_not_1s(reader, monkeypatc
 
     found = reader.read(photo)
     assert sum(d.is_digit for d in found) >= 40 and not any(accepted for _, accepted in out_of_size(found))
+    boxes = [(0, 0, 9, 40), (20, 0, 9, 40), (40, 0, 9, 240), (60, 0, 9, 40)]
+    # Three accepted digits are a page to compare with; two among marks are not.
+    assert camera.in_proportion(boxes, np.array([True, True, False, True])).tolist() == [True, True, False, True]
+    assert camera.in_proportion(boxes, np.array([True, False, False, True])).all()
     monkeypatch.setattr(camera, "MAX_SIZE_RATIO", np.inf)  # without the rule
     assert out_of_size(reader.read(photo)).count((1, True)) == 2
-    few = [(0, 0, 9, 40), (20, 0, 9, 40), (40, 0, 9, 240)]  # one digit among marks: nothing to compare with
-    assert camera.in_proportion(few, np.array([True, True, True])).all()
 
 
 def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
