@@ -10,7 +10,8 @@ again on it. Then *all* crops of the frame go to the model in one batch, and com
 :class:`Detection` objects in reading order; a candidate far taller than the digits the
 model accepts on the page (a sheet's edge, a grid's frame) is rejected. Where the
 candidates lie on their sides (a page a quarter turn off), the page is read a quarter turn
-either way as well, and the model's clearly better reading is kept.
+either way as well, and the model's clearly better reading is kept; so is the page's
+reading unturned, where it was turned level and the model reads it clearly better as it is.
 
     from digitvae.runtime import DigitVAE
     from digitvae.runtime.camera import DigitReader
@@ -21,7 +22,7 @@ either way as well, and the model's clearly better reading is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -45,7 +46,9 @@ GATES: Final = tuple(gate for gate in ALL_GATES if gate != "dot")
 #: of the two readings judges it. Camera strokes are often thinner than MNIST's.
 SECOND_LOOK: Final = True
 #: A page whose candidates lie on their sides is read a quarter turn either way as well, and
-#: taken turned where the model reads at least this many times the digit evidence there.
+#: taken turned where the model reads at least this many times the digit evidence there. A
+#: page turned level is taken unturned after all on the same terms (scattered digits can
+#: line up on a slant by chance, and a wrong turn loses the page).
 QUARTER_MARGIN: Final = 1.5
 #: Digits on one page are of a size: a candidate more than this many times as tall as the
 #: median of the digits the model accepts in the frame (where it accepts at least
@@ -75,13 +78,17 @@ class Candidates:
     """The image work's result for one frame, in reading order: boxes in frame pixels,
     crops float32 (N, 28, 28), line numbers, whether the ink was light on dark, and whether
     the candidates lie on their sides (:func:`.orient.sideways`: the page may be a quarter
-    turn off, which only the model can settle)."""
+    turn off, which only the model can settle), and where the page was turned level, its
+    candidates unturned (``unturned``: the model settles that too)."""
 
     boxes: list[Box]
     crops: np.ndarray
     lines: list[int]
     light_ink: bool
     sideways: bool = False
+    #: Where the lines were read turned level (:func:`.orient.level_turn`): the page's
+    #: candidates as it is, for the model to weigh against the turned reading.
+    unturned: Candidates | None = None
 
 
 class DigitModel(Protocol):
@@ -115,6 +122,10 @@ class DigitReader:
         if not found.boxes:
             return []
         probabilities, accepted = self._judge_page(found)
+        if found.unturned is not None and found.unturned.boxes:  # a wrong turn loses the page: the model checks it
+            unturned = self._judge_page(found.unturned)
+            if _clearer(unturned, (probabilities, accepted)):
+                found, (probabilities, accepted) = found.unturned, unturned
         if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
             turned = [(other, self._judge_page(other)) for other in (self.locate(frame, q) for q in (1, -1))
                       if other.boxes]
@@ -147,19 +158,15 @@ class DigitReader:
             gray = turns[0].apply(gray)
         light, kept = self._candidates(gray)
         turn = orient.level_turn([box for box, _ in kept], gray.shape)
-        if turn is not None:  # lines at a slant: read again with the page turned level
+        if turn is None:
+            return _ordered(kept, light, turns, sheet, scale, quarter)
+        unturned = _ordered(kept, light, turns, sheet, scale, quarter)
+        # Lines at a slant: read again with the page turned level.
+        light, kept = self._candidates(turn.apply(gray), light)
+        if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
+            turn = turn.quarter()
             light, kept = self._candidates(turn.apply(gray), light)
-            if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
-                turn = turn.quarter()
-                light, kept = self._candidates(turn.apply(gray), light)
-            turns.insert(0, turn)
-        if not kept:
-            return Candidates([], empty.crops, [], light)
-        order = segment.reading_order([box for box, _ in kept])
-        boxes = [_to_frame(kept[i][0], turns, sheet, scale) for i, _ in order]
-        stack = np.stack([kept[i][1] for i, _ in order])
-        return Candidates(boxes, stack, [line for _, line in order], light,
-                          sideways=not quarter and orient.sideways([box for box, _ in kept]))
+        return replace(_ordered(kept, light, [turn, *turns], sheet, scale, quarter), unturned=unturned)
 
     def _candidates(self, gray: np.ndarray,
                     light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
@@ -235,13 +242,27 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
 
 
-def _clearer(turned: tuple[np.ndarray, np.ndarray], first: tuple[np.ndarray, np.ndarray]) -> bool:
-    """Does the model read the page turned a quarter (``turned``: probabilities, accepted)
-    clearly better than as it was first read: at least ``orient.MIN_LINKS`` digits, and
-    ``QUARTER_MARGIN`` times the first reading's evidence (a few marks read either way,
-    among specks that lie wide, are no reason to turn the page)?"""
-    return (int(turned[1].sum()) >= orient.MIN_LINKS
-            and _evidence(*turned) > QUARTER_MARGIN * _evidence(*first))
+def _ordered(kept: list[tuple[Box, np.ndarray]], light: bool, turns: list[orient.Turn], sheet: page.Page | None,
+             scale: float, quarter: int) -> Candidates:
+    """A page's (box, crop) candidates -> :class:`Candidates` in reading order, boxes in
+    frame pixels (see :func:`_to_frame`); ``quarter``: the page was turned a quarter first."""
+    if not kept:
+        return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
+    order = segment.reading_order([box for box, _ in kept])
+    boxes = [_to_frame(kept[i][0], turns, sheet, scale) for i, _ in order]
+    stack = np.stack([kept[i][1] for i, _ in order])
+    return Candidates(boxes, stack, [line for _, line in order], light,
+                      sideways=not quarter and orient.sideways([box for box, _ in kept]))
+
+
+def _clearer(other: tuple[np.ndarray, np.ndarray], first: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Does the model read the page another way round (``other``: probabilities, accepted;
+    turned a quarter, or not turned level) clearly better than as it was first read: at
+    least ``orient.MIN_LINKS`` digits, and ``QUARTER_MARGIN`` times the first reading's
+    evidence (a few marks read either way, among specks that lie wide, are no reason to
+    turn the page)?"""
+    return (int(other[1].sum()) >= orient.MIN_LINKS
+            and _evidence(*other) > QUARTER_MARGIN * _evidence(*first))
 
 
 def _evidence(probabilities: np.ndarray, accepted: np.ndarray) -> float:

@@ -228,3 +228,17 @@ def test_generated_white_digits_on_black_stay_chalk(tmp_path, shipped_folder):
                  "--artifacts", str(shipped_folder)]) == 0
     strip = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
     assert ink.ink_map(strip).light_ink
+
+
+def test_a_wrong_turn_is_undone_where_the_model_reads_the_page_better_as_it_is(mnist, shipped_vae, monkeypatch):
+    # A generated ruled page (seed 1, frame 185) with four scattered digits that line up by
+    # chance at 34 degrees: turned by that, its rules run on the slant and no digit is read.
+    from digitvae.data.frames import FrameGenerator
+
+    frame = FrameGenerator(mnist.test_images, mnist.test_labels, seed=1).frame(index=185)
+    reader = DigitReader(shipped_vae)
+    assert reader.locate(frame.image).unturned is not None  # the image work turned it
+    accepted = sorted(d.digit for d in reader.read(frame.image) if d.is_digit)
+    assert accepted == sorted(frame.digits)
+    monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))  # the turn kept: the page is lost
+    assert sorted(d.digit for d in reader.read(frame.image) if d.is_digit) != sorted(frame.digits)
