@@ -7,7 +7,7 @@
   stroke is mended across the erased band.
 * :func:`line_stretch`, at the crops stage: a candidate that is a stretch of a shorter
   line (a grid's or margin's, darker than the rest of it), told by its strokes running on
-  past its sides.
+  past its sides, with paper beside the run (ink all around is a shadow, not a line).
 """
 
 from typing import Final
@@ -152,5 +152,22 @@ def _runs_past(contrast: np.ndarray, strokes: np.ndarray, box: Box, above: bool,
     near = contrast[start + reach - 1 if above else start]
     if (near[first:last].max() if aside else near[x + (int(touching[0]) + int(touching[-1])) // 2]) < level:
         return False
-    strip = contrast[start:start + reach, first:last]
-    return int(np.count_nonzero(strip.max(axis=1) >= level)) >= RUN_ROWS * reach
+    rows = slice(start, start + reach)
+    strip = contrast[rows, first:last]
+    return (int(np.count_nonzero(strip.max(axis=1) >= level)) >= RUN_ROWS * reach
+            and not _flooded(contrast, rows, first, last, level))
+
+
+def _flooded(contrast: np.ndarray, rows: slice, first: int, last: int, level: float) -> bool:
+    """Is the ink that runs on in columns ``first:last`` of these rows part of a dark region
+    rather than a line: ink of at least ``level`` also on both sides of it, in bands as wide
+    as it and as far from it, at ``RUN_ROWS`` of the rows? A line is narrow, with paper
+    beside it; a shadow that the ink map took for ink (a band narrower than its paper
+    kernel) covers the digits in it and everything around them. At the frame's edge: no."""
+    width = max(3, last - first)
+    left = contrast[rows, max(0, first - 2 * width):max(0, first - width)]
+    right = contrast[rows, last + width:last + 2 * width]
+    if left.shape[1] == 0 or right.shape[1] == 0:
+        return False
+    both = (left.min(axis=1) >= level) & (right.min(axis=1) >= level)
+    return int(np.count_nonzero(both)) >= RUN_ROWS * len(both)

@@ -93,6 +93,20 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
+def test_a_1_in_a_shadow_band_is_not_taken_for_a_stretch_of_line(monkeypatch):
+    # A shadow band narrower than the paper kernel comes out of the ink map as ink, and runs
+    # on above and below each thin digit in it, as a line would; but a line has paper on
+    # either side, a shadow does not.
+    page = np.full((480, 640), 230, np.uint8)
+    page[170:270, 20:620] = 90  # the shadow, across most of the page
+    page[200:240, 318:323] = 20  # two 1s in it ...
+    page[200:240, 450:455] = 20
+    page[330:370, 450:455] = 20  # ... and one on paper
+    assert len(DigitReader(FakeVAE()).locate(page).boxes) == 3
+    monkeypatch.setattr(lines, "_flooded", lambda *args: False)  # ink beside the run not looked at
+    assert DigitReader(FakeVAE()).locate(page).boxes == [(450, 330, 5, 40)]
+
+
 def test_a_darker_stretch_of_a_grid_line_by_the_frame_edge_is_not_read_as_a_1(monkeypatch):
     monkeypatch.setattr(ink, "without_lines", lambda contrast, floor: contrast)  # lines the ink stage cannot erase
     # The stretch starts 4 px below the frame's top: the line runs on above it only as far
