@@ -32,7 +32,7 @@ from .frame_input import to_gray
 from .model import Assessment
 from .novelty import GATES as ALL_GATES, SHAPE_MARGIN, Thresholds, oddness
 from .segment import Box
-from .spec import IMAGE_SIZE
+from .spec import IMAGE_SIZE, NUM_CLASSES
 
 MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
 MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
@@ -119,13 +119,13 @@ class DigitReader:
         bottom, left to right). An empty page (or a frame too small to hold a digit)
         gives []; a frame that is not an image raises ``TypeError``/``ValueError``."""
         found = self.locate(frame)
-        if not found.boxes:
-            return []
-        probabilities, accepted = self._judge_page(found)
+        probabilities, accepted = self._judge_page(found) if found.boxes else _NOTHING
         if found.unturned is not None and found.unturned.boxes:  # a wrong turn loses the page: the model checks it
             unturned = self._judge_page(found.unturned)
             if _clearer(unturned, (probabilities, accepted)):
                 found, (probabilities, accepted) = found.unturned, unturned
+        if not found.boxes:
+            return []
         if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
             turned = [(other, self._judge_page(other)) for other in (self.locate(frame, q) for q in (1, -1))
                       if other.boxes]
@@ -240,6 +240,10 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     if crop.max() < crops.MIN_PEAK / 255.0:
         return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
+
+
+#: The model's reading of a page without candidates: (probabilities, accepted).
+_NOTHING: Final = (np.zeros((0, NUM_CLASSES), np.float32), np.zeros(0, bool))
 
 
 def _ordered(kept: list[tuple[Box, np.ndarray]], light: bool, turns: list[orient.Turn], sheet: page.Page | None,

@@ -242,3 +242,18 @@ def test_a_wrong_turn_is_undone_where_the_model_reads_the_page_better_as_it_is(m
     assert accepted == sorted(frame.digits)
     monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))  # the turn kept: the page is lost
     assert sorted(d.digit for d in reader.read(frame.image) if d.is_digit) != sorted(frame.digits)
+
+
+def test_a_turn_that_leaves_no_candidate_is_undone_too(mnist, shipped_vae, monkeypatch):
+    # The page turned level may hold no candidate at all: the unturned reading is weighed
+    # against nothing, not dropped with it.
+    frame = paper_turned(mnist, 0.0)
+    reader = DigitReader(shipped_vae)
+    candidates = reader._candidates
+    monkeypatch.setattr(orient, "level_turn", lambda boxes, shape: orient.Turn(shape, 30.0))
+    monkeypatch.setattr(reader, "_candidates", lambda gray, light=None: (
+        candidates(gray, light) if light is None else (light, [])))  # the turned page: nothing
+    assert reader.locate(frame).boxes == [] and reader.locate(frame).unturned.boxes
+    assert [d.digit for d in reader.read(frame) if d.is_digit] == DIGITS
+    monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))
+    assert reader.read(frame) == []
