@@ -232,7 +232,7 @@ def test_generated_white_digits_on_black_stay_chalk(tmp_path, shipped_folder):
 
 def test_a_wrong_turn_is_undone_where_the_model_reads_the_page_better_as_it_is(mnist, shipped_vae, monkeypatch):
     # A generated ruled page (seed 1, frame 185) with four scattered digits that line up by
-    # chance at 34 degrees: turned by that, its rules run on the slant and no digit is read.
+    # chance at 34 degrees: turned by that, its rules run on the slant and its digits are lost.
     from digitvae.data.frames import FrameGenerator
 
     frame = FrameGenerator(mnist.test_images, mnist.test_labels, seed=1).frame(index=185)
