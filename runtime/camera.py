@@ -90,6 +90,11 @@ class Candidates:
     #: candidates as it is, for the model to weigh against the turned reading.
     unturned: Candidates | None = None
 
+    @classmethod
+    def none(cls, light_ink: bool = False) -> Candidates:
+        """No candidate at all."""
+        return cls([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light_ink)
+
 
 class DigitModel(Protocol):
     """What the reader needs of a model (``DigitVAE`` has it)."""
@@ -144,11 +149,10 @@ class DigitReader:
         if quarter not in (-1, 0, 1) or isinstance(quarter, bool):
             raise ValueError(f"quarter: expected -1, 0 or 1 (quarter turns of the page), got {quarter!r}")
         gray, scale = to_gray(frame, self.max_side)
-        empty = Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], False)
         if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
             return _as_mnist_crop(gray)
         if min(gray.shape) < self.min_height:
-            return empty
+            return Candidates.none()
         corners = page.find_page(gray)
         sheet = None
         if corners is not None:
@@ -158,15 +162,15 @@ class DigitReader:
             gray = turns[0].apply(gray)
         light, kept = self._candidates(gray)
         turn = orient.level_turn([box for box, _ in kept], gray.shape)
+        as_it_is = _ordered(kept, light, turns, sheet, scale, quarter)
         if turn is None:
-            return _ordered(kept, light, turns, sheet, scale, quarter)
-        unturned = _ordered(kept, light, turns, sheet, scale, quarter)
+            return as_it_is
         # Lines at a slant: read again with the page turned level.
         light, kept = self._candidates(turn.apply(gray), light)
         if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
             turn = turn.quarter()
             light, kept = self._candidates(turn.apply(gray), light)
-        return replace(_ordered(kept, light, [turn, *turns], sheet, scale, quarter), unturned=unturned)
+        return replace(_ordered(kept, light, [turn, *turns], sheet, scale, quarter), unturned=as_it_is)
 
     def _candidates(self, gray: np.ndarray,
                     light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:
@@ -238,7 +242,7 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     light = ink.ink_map(gray).light_ink
     crop = (gray if light else 255 - gray).astype(np.float32) / 255.0
     if crop.max() < crops.MIN_PEAK / 255.0:
-        return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
+        return Candidates.none(light)
     return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
 
 
@@ -251,7 +255,7 @@ def _ordered(kept: list[tuple[Box, np.ndarray]], light: bool, turns: list[orient
     """A page's (box, crop) candidates -> :class:`Candidates` in reading order, boxes in
     frame pixels (see :func:`_to_frame`); ``quarter``: the page was turned a quarter first."""
     if not kept:
-        return Candidates([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light)
+        return Candidates.none(light)
     order = segment.reading_order([box for box, _ in kept])
     boxes = [_to_frame(kept[i][0], turns, sheet, scale) for i, _ in order]
     stack = np.stack([kept[i][1] for i, _ in order])
