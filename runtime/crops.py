@@ -11,6 +11,7 @@ stroke cores are 1, as MNIST's are.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import numpy as np
@@ -93,13 +94,19 @@ def ink_levels(contrast: np.ndarray, strokes: np.ndarray, core: float, *, solid_
     kept = contrast * cv2.dilate(mask, _DILATE)  # the strokes and their rim; the rest is paper
     if solid_cores:
         kept[cv2.erode(mask, _DILATE, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)] = 255
-    core = max(core, 1.0)
+    return cv2.LUT(kept, _level_table(max(core, 1.0)))
+
+
+@functools.lru_cache(maxsize=256)
+def _level_table(core: float) -> np.ndarray:
+    """The scaling of :func:`ink_levels` as a table of the 256 contrast levels: one lookup
+    per pixel instead of float arithmetic (0 stays 0 and 255 becomes 1, as core <= 255).
+    Cached: a core is a contrast level, so a frame's crops share a few hundred tables at most."""
     low = EDGE_SHARE * core
-    # The scaling as a table of the 256 contrast levels: one lookup per pixel instead of
-    # float arithmetic (0 stays 0 and 255 becomes 1, as core <= 255).
     levels = (np.arange(256, dtype=np.float32) - low) / max(core - low, 1.0)
     np.minimum(np.maximum(levels, 0.0, out=levels), 1.0, out=levels)  # np.clip's overhead is larger
-    return cv2.LUT(kept, levels)
+    levels.flags.writeable = False  # shared by every call
+    return levels
 
 
 def mnist_crop(ink: np.ndarray, min_pen: float | None = None) -> np.ndarray:

@@ -86,11 +86,13 @@ def features(score: np.ndarray, probabilities: np.ndarray, images: np.ndarray) -
 def _gradient(x: np.ndarray, axis: int) -> np.ndarray:
     """``np.gradient(x, axis=axis)`` for a (N, H, W) stack (central differences inside,
     one-sided at the edges), without its per-call overhead: the camera runs it per frame."""
-    a = np.moveaxis(x, axis, 0)
-    out = np.empty_like(a)
-    out[1:-1] = (a[2:] - a[:-2]) * np.float32(0.5)
-    out[0], out[-1] = a[1] - a[0], a[-1] - a[-2]
-    return np.moveaxis(out, 0, axis)
+    def at(index: slice | int) -> tuple[slice | int, ...]:  # ``index`` along ``axis``, all of the others
+        return (slice(None),) * axis + (index,)
+
+    out = np.empty_like(x)
+    out[at(slice(1, -1))] = (x[at(slice(2, None))] - x[at(slice(None, -2))]) * np.float32(0.5)
+    out[at(0)], out[at(-1)] = x[at(1)] - x[at(0)], x[at(-1)] - x[at(-2)]
+    return out
 
 
 def half_turn(images: np.ndarray) -> np.ndarray:
