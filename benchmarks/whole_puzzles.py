@@ -6,8 +6,9 @@ every accepted digit in the cell its box's centre falls in, through the grid's c
 grids.csv. Per split, over the labelled digit cells: read right (an accepted digit in the
 cell is the label), missed (no digit in the cell), wrong (only other digits); the empty
 cells that got a digit; and the photos that gave no digit at all (a frame whose polarity is
-misjudged reads nothing). Digits outside the grid (page numbers, a solving time) and notes
-cells are not scored. The same photos may be turned first (``--turn DEGREES``), onto a
+misjudged reads nothing). Digits outside the grid (page numbers, a calendar, but mostly the
+grain of a cloth or counter beside the page) are counted, not scored: no label says which are
+digits. Notes cells are not scored. The same photos may be turned first (``--turn DEGREES``), onto a
 canvas whose opened corners continue the photo smoothly.
 
     python benchmarks/whole_puzzles.py ../shared/realdata
@@ -32,16 +33,29 @@ cv2 = require("cv2", "reading whole puzzle photos")
 def cells_of(detections: list[Any], corners: np.ndarray) -> dict[tuple[int, int], list[int]]:
     """The accepted digits of a frame by the (row, col) their box's centre falls in, through
     the grid's four corners (frame pixels, TL, TR, BR, BL); digits off the grid are left out."""
-    to_grid = cv2.getPerspectiveTransform(corners.astype(np.float32), np.float32([[0, 0], [9, 0], [9, 9], [0, 9]]))
     found: dict[tuple[int, int], list[int]] = {}
-    for d in detections:
-        if not d.is_digit:
-            continue
-        x, y, w, h = d.box
-        gx, gy = cv2.perspectiveTransform(np.float32([[[x + w / 2, y + h / 2]]]), to_grid)[0, 0]
+    for digit, (gx, gy) in _on_grid(detections, corners):
         if 0 <= gx < 9 and 0 <= gy < 9:
-            found.setdefault((int(gy), int(gx)), []).append(d.digit)
+            found.setdefault((int(gy), int(gx)), []).append(digit)
     return found
+
+
+def outside_grid(detections: list[Any], corners: np.ndarray) -> int:
+    """How many accepted digits of a frame lie off the grid: a page number or a calendar's
+    digits, but mostly the grain of the surface the page lies on (no labels say which)."""
+    return sum(not (0 <= gx < 9 and 0 <= gy < 9) for _, (gx, gy) in _on_grid(detections, corners))
+
+
+def _on_grid(detections: list[Any], corners: np.ndarray) -> list[tuple[int, tuple[float, float]]]:
+    """(digit, its box's centre in cell units of the grid) of each accepted detection."""
+    to_grid = cv2.getPerspectiveTransform(corners.astype(np.float32), np.float32([[0, 0], [9, 0], [9, 9], [0, 9]]))
+    out = []
+    for d in detections:
+        if d.is_digit:
+            x, y, w, h = d.box
+            gx, gy = cv2.perspectiveTransform(np.float32([[[x + w / 2, y + h / 2]]]), to_grid)[0, 0]
+            out.append((d.digit, (float(gx), float(gy))))
+    return out
 
 
 def score(grid: realdata.Grid, found: dict[tuple[int, int], list[int]]) -> dict[str, int]:
@@ -72,6 +86,7 @@ def measure(reader: DigitReader, data: realdata.RealData, degrees: float) -> dic
         split["photos"] += 1
         for key, value in score(grid, cells_of(detections, corners)).items():
             split[key] = split.get(key, 0) + value
+        split["outside"] = split.get("outside", 0) + outside_grid(detections, corners)
     for split, ms in times.items():
         totals[split]["median_ms"] = float(np.median(ms))
     return totals
@@ -86,13 +101,13 @@ def main() -> None:
     if not data.grids:
         parser.error(f"{args.real}: no sudoku photos to read (expected sudoku/grids.csv with rows)")
     print("| split | photos | digit cells | read right | missed | wrong digit | empty cells given a digit "
-          "| photos with no digit read | median ms/photo |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| photos with no digit read | digits read off the grid | median ms/photo |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for split, t in measure(reader, data, args.turn).items():
         n = max(t["digits"], 1)
         print(f"| {split} | {t['photos']} | {t['digits']} | {100 * t['right'] / n:.1f}% "
               f"| {100 * t['missed'] / n:.1f}% | {100 * t['wrong'] / n:.1f}% | {t['empty_read']} / {t['empty']} "
-              f"| {t['nothing']} | {t['median_ms']:.0f} |", flush=True)
+              f"| {t['nothing']} | {t['outside']} | {t['median_ms']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

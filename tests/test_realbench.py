@@ -7,6 +7,7 @@ figures under other shooting conditions (benchmarks/real_conditions.py)."""
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ cv2 = pytest.importorskip("cv2")
 
 from digitvae.bench import real  # noqa: E402
 from digitvae.data import realdata  # noqa: E402
+from digitvae.runtime.camera import Detection  # noqa: E402
 from digitvae.runtime.cli import main  # noqa: E402
 
 MINI = Path(__file__).resolve().parent / "data" / "realdata"
@@ -294,11 +296,26 @@ def test_whole_puzzles_on_the_mini_folder(shipped_folder):
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in result.stdout.splitlines()
             if line.startswith("| train")]
     assert len(rows) == 1  # the mini folder holds two train photos of one puzzle, no validation
-    split, photos, digits, right, missed, wrong, empty, nothing, _ = rows[0]
+    split, photos, digits, right, missed, wrong, empty, nothing, outside, _ = rows[0]
     labelled = sum(1 for r in csv.DictReader(open(MINI / "sudoku" / "cells.csv")) if r["label"] != realdata.NOTES)
     assert (photos, digits, nothing) == ("2", str(labelled), "0")
+    assert int(outside) > 0  # the page's heading and its calendar's digits lie off the grid
     assert float(right.rstrip("%")) >= 90.0  # its digits read in place from the whole photos
     assert float(right.rstrip("%")) + float(missed.rstrip("%")) + float(wrong.rstrip("%")) == pytest.approx(100.0, abs=0.2)
+
+
+def test_whole_puzzles_puts_digits_in_cells_and_counts_those_off_the_grid(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    whole = importlib.import_module("whole_puzzles")
+    corners = np.float32([[100, 100], [190, 100], [190, 190], [100, 190]])  # cells 10 px wide
+    found = [Detection(box=(112, 101, 6, 8), crop=np.zeros((28, 28), np.float32), digit=7, probability=0.9,
+                       is_digit=True, line=0),  # centre (115, 105): row 0, column 1
+             Detection(box=(20, 20, 6, 8), crop=np.zeros((28, 28), np.float32), digit=3, probability=0.9,
+                       is_digit=True, line=0),  # off the grid
+             Detection(box=(20, 60, 6, 8), crop=np.zeros((28, 28), np.float32), digit=1, probability=0.3,
+                       is_digit=False, line=1)]  # off the grid, rejected: not counted
+    assert whole.cells_of(found, corners) == {(0, 1): [7]}
+    assert whole.outside_grid(found, corners) == 1
 
 
 def test_whole_puzzles_turns_the_photos_and_keeps_the_cells_in_place(shipped_folder):
