@@ -36,7 +36,7 @@ from .spec import IMAGE_SIZE, NUM_CLASSES
 
 MAX_SIDE: Final = 1280  # frames larger than this are read shrunk (bounded time)
 MIN_HEIGHT: Final = 14  # pixels of the (shrunk) frame: smaller ink is specks or text
-MAX_HEIGHT_SHARE: Final = 0.95  # a digit can fill almost the whole frame height
+MAX_HEIGHT_SHARE: Final = 1.0  # a digit can fill the frame's height (a form field's tight crop)
 MAX_DIGITS: Final = 128  # candidates per frame sent to the model, largest first: a whole sudoku and more
 #: The is-digit gates the reader applies: all but the detached-dot one. On camera a dot by
 #: a digit is far more often a speck, or a piece the threshold cut off, than punctuation.

@@ -52,6 +52,14 @@ LINE_SHARE: Final = 0.2
 LINE_ROWS: Final = 5
 LINE_RUN: Final = 0.25
 MAX_ASPECT: Final = 2.0  # a digit is at most this many times as wide as tall (a tilted, wide "2": 1.6)
+#: A piece that spans SPAN of the tallest a digit can be (the frame's height) is a line
+#: across the frame, re-thresholded apart from the digits it touches, unless it is as wide
+#: as a digit (MIN_SPAN_WIDTH of its height) and as full (its ink blocks cover MIN_SPAN_FILL
+#: of its box; lines that cross or meet cover little of theirs): then it is a digit that
+#: fills a tight crop from its top row to its bottom (a form field's), read whole.
+SPAN: Final = 0.95
+MIN_SPAN_WIDTH: Final = 0.3
+MIN_SPAN_FILL: Final = 0.1
 MAX_PIECES: Final = 400  # strokes considered per frame: bounds time on a page of text
 
 
@@ -99,7 +107,7 @@ def find_strokes(contrast: np.ndarray, min_height: int, max_height: int) -> Stro
     factor = 2 if min(binary.shape) >= HALF_RES_MIN_SIDE else 1
     pieces: list[Piece] = []
     for piece in _components(binary, (0, 0), factor, seeds):
-        oversize = _oversize(piece.box, max_height, min_height)
+        oversize = _oversize(piece, max_height, min_height)
         if oversize and piece.box[3] < min_height:
             continue  # a stretch of rule, too short for a digit: its fragments are shorter still
         if oversize or _too_wide(piece.box, min_height) or _netlike(piece, min_height):
@@ -206,10 +214,17 @@ def _blocks(binary: np.ndarray, factor: int) -> np.ndarray:
     return cv2.threshold(small, 0, 255, cv2.THRESH_BINARY)[1]
 
 
-def _oversize(box: Box, max_height: int, min_height: int) -> bool:
-    """Too tall, or much wider than tall and wide: rules, grids, or digits joined by one."""
-    _, _, w, h = box
-    return h > max_height or (w > 2.5 * max(h, min_height))
+def _oversize(piece: Piece, max_height: int, min_height: int) -> bool:
+    """Too tall, a line across the frame (see ``SPAN``), or much wider than tall and wide:
+    rules, grids, or digits joined by one."""
+    _, _, w, h = piece.box
+    return h > max_height or (h > SPAN * max_height and not _digit_like(piece)) or w > 2.5 * max(h, min_height)
+
+
+def _digit_like(piece: Piece) -> bool:
+    """As wide and as full as a digit (see ``SPAN``)?"""
+    _, _, w, h = piece.box
+    return w >= MIN_SPAN_WIDTH * h and piece.area * piece.factor**2 >= MIN_SPAN_FILL * w * h
 
 
 def _split_overtall(contrast: np.ndarray, binary: np.ndarray, pieces: list[Piece], threshold: int,
@@ -283,7 +298,7 @@ def _split_kept(contrast: np.ndarray, binary: np.ndarray, piece: Piece, threshol
     """:func:`_split`'s pieces, without what is still oversize (a rule or a frame edge: left
     in, it would swallow the digits it touches when strokes are merged)."""
     return [p for p in _split(contrast, binary, piece, threshold)
-            if not _oversize(p.box, max_height, min_height)]
+            if not _oversize(p, max_height, min_height)]
 
 
 def _too_wide(box: Box, min_height: int) -> bool:

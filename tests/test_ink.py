@@ -93,6 +93,17 @@ def test_a_darker_stretch_of_a_grid_line_is_not_read_as_a_1(monkeypatch):
     assert sorted(box[0] for box in DigitReader(FakeVAE()).locate(page).boxes) == [300, 450]
 
 
+def test_a_digit_that_fills_a_tight_crop_from_top_to_bottom_is_read(reader, mnist, monkeypatch):
+    # A form field's crop, cut tight: the digit's ink touches its top and bottom rows. As
+    # tall as the frame, it is no line across it: as wide and as full as a digit.
+    page = paper(clear_digits(mnist, [7]), [(200, 200)], 84)
+    rows = np.flatnonzero((page < 200).any(axis=1))
+    field = page[rows[0]:rows[-1] + 1, 150:350]
+    assert [(d.digit, d.is_digit) for d in reader.read(field)] == [(7, True)]
+    monkeypatch.setattr(strokes, "MIN_SPAN_WIDTH", np.inf)  # every piece that spans the frame a line: lost
+    assert reader.read(field) == []
+
+
 def test_a_1_in_a_shadow_band_is_not_taken_for_a_stretch_of_line(monkeypatch):
     # A shadow band narrower than the paper kernel comes out of the ink map as ink, and runs
     # on above and below each thin digit in it, as a line would; but a line has paper on
