@@ -7,9 +7,9 @@ grids.csv. Per split, over the labelled digit cells: read right (an accepted dig
 cell is the label), missed (no digit in the cell), wrong (only other digits); the empty
 cells that got a digit; and the photos that gave no digit at all (a frame whose polarity is
 misjudged reads nothing). Digits outside the grid (page numbers, a calendar, but mostly the
-grain of a cloth or counter beside the page) are counted, not scored: no label says which are
-digits. Notes cells are not scored. The same photos may be turned first (``--turn DEGREES``), onto a
-canvas whose opened corners continue the photo smoothly.
+grain of a cloth or counter beside the page) are counted, not scored: no label says which
+are digits. Notes cells are not scored. The same photos may be turned first (``--turn
+DEGREES``), onto a canvas whose opened corners continue the photo smoothly.
 
     python benchmarks/whole_puzzles.py ../shared/realdata
     python benchmarks/whole_puzzles.py ../shared/realdata --precision int8 --turn 20
