@@ -52,8 +52,11 @@ SECOND_LOOK: Final = True
 QUARTER_MARGIN: Final = 1.5
 #: Digits on one page are of a size: a candidate more than this many times as tall as the
 #: median of the digits the model accepts in the frame (where it accepts at least
-#: ``strokes.TYPICAL_COUNT``) is a sheet's edge, a box or a grid's frame, not a digit.
+#: ``strokes.TYPICAL_COUNT``) is a sheet's edge, a box or a grid's frame, not a digit ...
 MAX_SIZE_RATIO: Final = 3.0
+#: ... and one less than this share as tall is a fragment of a stroke or the grain of the
+#: surface beside the page (a sudoku's pencil digits stand two thirds of its printed ones).
+MIN_SIZE_RATIO: Final = 0.4
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class Detection:
 @dataclass(frozen=True)
 class Candidates:
     """The image work's result for one frame, in reading order: boxes in frame pixels,
-    crops float32 (N, 28, 28), line numbers, whether the ink was light on dark, and whether
+    crops float32 (N, 28, 28), line numbers, heights as read (in pixels of the page turned
+    upright and level, where a frame box's height can be a digit's width), whether the ink was light on dark, and whether
     the candidates lie on their sides (:func:`.orient.sideways`: the page may be a quarter
     turn off, which only the model can settle), and where the page was turned level, its
     candidates unturned (``unturned``: the model settles that too)."""
@@ -84,6 +88,7 @@ class Candidates:
     boxes: list[Box]
     crops: np.ndarray
     lines: list[int]
+    heights: list[int]
     light_ink: bool
     sideways: bool = False
     #: Where the lines were read turned level (:func:`.orient.level_turn`): the page's
@@ -93,7 +98,7 @@ class Candidates:
     @classmethod
     def none(cls, light_ink: bool = False) -> Candidates:
         """No candidate at all."""
-        return cls([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], light_ink)
+        return cls([], np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32), [], [], light_ink)
 
 
 class DigitModel(Protocol):
@@ -185,9 +190,9 @@ class DigitReader:
 
     def _judge_page(self, found: Candidates) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`judge` of a page's crops, then the candidates out of proportion with the
-        page's accepted digits rejected (see ``MAX_SIZE_RATIO``)."""
+        page's accepted digits rejected (see ``MAX_SIZE_RATIO`` and ``MIN_SIZE_RATIO``)."""
         probabilities, accepted = self.judge(found.crops)
-        return probabilities, accepted & in_proportion(found.boxes, accepted)
+        return probabilities, accepted & in_proportion(found.heights, accepted)
 
     def judge(self, crops_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crops float32 (N, 28, 28) -> (probabilities (N, 10), is_digit (N,) bool), from
@@ -224,15 +229,17 @@ class DigitReader:
         accepted[confirmed] = oddness(thresholds, np.asarray(verdict.score)[confirmed], mean, crops_[confirmed], GATES) <= 1.0
 
 
-def in_proportion(boxes: list[Box], accepted: np.ndarray) -> np.ndarray:
-    """(N,) bool: is each box at most ``MAX_SIZE_RATIO`` times as tall as the median of the
-    ``accepted`` ones (all True where fewer than ``strokes.TYPICAL_COUNT`` are accepted: one
-    digit among marks has no page of digits to compare with)?"""
-    heights = np.array([h for _, _, _, h in boxes], np.float64)
+def in_proportion(heights: list[int], accepted: np.ndarray) -> np.ndarray:
+    """(N,) bool: is each candidate's height (as read, see :class:`Candidates`) at least
+    ``MIN_SIZE_RATIO`` and at most ``MAX_SIZE_RATIO`` times the median of the ``accepted``
+    ones' (all True where fewer than ``strokes.TYPICAL_COUNT`` are accepted: one digit among
+    marks has no page of digits to compare with)?"""
+    tall = np.asarray(heights, np.float64)
     accepted = np.asarray(accepted, bool)
     if int(accepted.sum()) < strokes.TYPICAL_COUNT:
-        return np.ones(len(boxes), bool)
-    return heights <= MAX_SIZE_RATIO * float(np.median(heights[accepted]))
+        return np.ones(len(tall), bool)
+    typical = float(np.median(tall[accepted]))
+    return (tall >= MIN_SIZE_RATIO * typical) & (tall <= MAX_SIZE_RATIO * typical)
 
 
 def _as_mnist_crop(gray: np.ndarray) -> Candidates:
@@ -243,7 +250,7 @@ def _as_mnist_crop(gray: np.ndarray) -> Candidates:
     crop = (gray if light else 255 - gray).astype(np.float32) / 255.0
     if crop.max() < crops.MIN_PEAK / 255.0:
         return Candidates.none(light)
-    return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], light)
+    return Candidates([(0, 0, IMAGE_SIZE, IMAGE_SIZE)], crop[None], [0], [IMAGE_SIZE], light)
 
 
 #: The model's reading of a page without candidates: (probabilities, accepted).
@@ -259,7 +266,8 @@ def _ordered(kept: list[tuple[Box, np.ndarray]], light: bool, turns: list[orient
     order = segment.reading_order([box for box, _ in kept])
     boxes = [_to_frame(kept[i][0], turns, sheet, scale) for i, _ in order]
     stack = np.stack([kept[i][1] for i, _ in order])
-    return Candidates(boxes, stack, [line for _, line in order], light,
+    heights = [kept[i][0][3] for i, _ in order]
+    return Candidates(boxes, stack, [line for _, line in order], heights, light,
                       sideways=not quarter and orient.sideways([box for box, _ in kept]))
 
 

@@ -301,12 +301,39 @@ def test_a_sheets_edges_far_taller_than_the_digits_are_not_1s(reader, monkeypatc
 
     found = reader.read(photo)
     assert sum(d.is_digit for d in found) >= 40 and not any(accepted for _, accepted in out_of_size(found))
-    boxes = [(0, 0, 9, 40), (20, 0, 9, 40), (40, 0, 9, 240), (60, 0, 9, 40)]
+    heights = [40, 40, 240, 40]
     # Three accepted digits are a page to compare with; two among marks are not.
-    assert camera.in_proportion(boxes, np.array([True, True, False, True])).tolist() == [True, True, False, True]
-    assert camera.in_proportion(boxes, np.array([True, False, False, True])).all()
+    assert camera.in_proportion(heights, np.array([True, True, False, True])).tolist() == [True, True, False, True]
+    assert camera.in_proportion(heights, np.array([True, False, False, True])).all()
     monkeypatch.setattr(camera, "MAX_SIZE_RATIO", np.inf)  # without the rule
     assert out_of_size(reader.read(photo)).count((1, True)) == 2
+
+
+def test_a_mark_far_smaller_than_the_pages_digits_is_not_a_digit(mnist, reader, monkeypatch):
+    # A fragment of a stroke or a speck of the surface, a third as tall as the digits around
+    # it, read as a 1 on its own: beside them it is no digit. Alone, it still is one.
+    labels = [2, 3, 4, 7]
+    digits = paper(clear_digits(mnist, labels), [(40 + 100 * i, 150) for i in range(4)], 80)
+    speck = paper(clear_digits(mnist, [1]), [(560, 180)], 24)
+    page = np.minimum(digits, speck)
+    assert [d.digit for d in reader.read(page) if d.is_digit] == labels
+    assert [d.digit for d in reader.read(speck) if d.is_digit] == [1]
+    monkeypatch.setattr(camera, "MIN_SIZE_RATIO", 0.0)  # without the rule
+    assert [d.digit for d in reader.read(page) if d.is_digit] == [*labels, 1]
+    heights, accepted = [40, 40, 10, 40], np.ones(4, bool)
+    assert camera.in_proportion(heights, accepted).all()
+    monkeypatch.setattr(camera, "MIN_SIZE_RATIO", 0.4)
+    assert camera.in_proportion(heights, accepted).tolist() == [True, True, False, True]
+
+
+def test_a_page_read_on_its_side_keeps_its_narrow_digits(mnist, reader):
+    # Read a quarter turn round, a 1's height in the frame is its width: its size beside the
+    # page's other digits is measured as it is read, upright.
+    labels = [2, 3, 7, 4]
+    page = paper(clear_digits(mnist, labels), [(40 + 100 * i, 150) for i in range(4)], 80)
+    cv2.line(page, (466, 166), (462, 220), 40, 5, cv2.LINE_AA)  # a 1, 11 pixels wide
+    assert [d.digit for d in reader.read(page) if d.is_digit] == [*labels, 1]
+    assert [d.digit for d in reader.read(np.rot90(page).copy()) if d.is_digit] == [*labels, 1]
 
 
 def test_a_wide_pen_with_a_pale_middle_is_read_as_one_solid_stroke(monkeypatch):
