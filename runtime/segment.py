@@ -3,8 +3,7 @@
 3. :func:`in_view`: the strokes the frame's edge cuts wait until they are whole;
    :func:`group_digits`: strokes of one digit are merged (a "5" whose bar came loose, a
    "4" in two pieces): pieces that share a column range and sit close above one another
-   (a piece far taller than the frame's digits, a grid's lines, joins none);
-   then pieces of a digit broken in halves, judged by the frame's own digit height.
+   (a piece far taller than the frame's digits, a grid's lines, joins none).
    Groups are kept by size and aspect.
 4. :func:`reading_order`: boxes chained into lines by neighbours that overlap, lines top to
    bottom, boxes left to right.
@@ -21,7 +20,7 @@ import numpy as np
 
 from .optional import require
 from .order import Box, reading_order
-from .strokes import MAX_ASPECT, OVERTALL, Piece, digit_height, piece_mask, typical_height
+from .strokes import MAX_ASPECT, OVERTALL, Piece, digit_height, piece_mask
 
 __all__ = ["Box", "Group", "group_digits", "group_mask", "in_view", "reading_order"]
 
@@ -34,12 +33,6 @@ MAX_STACK: Final = 1.6  # a group is at most this many times its tallest piece (
 #: A piece smaller (in its longer side) than this share of the taller piece's height never
 #: joins it: a dot, speck or dash beside a digit is smaller than a digit's own loose pieces.
 SPECK_SHARE: Final = 0.25
-#: Broken digits: groups shorter than BROKEN_SHORT of the frame's median digit height join
-#: when together they make at most BROKEN_STACK of it and at least BROKEN_MIN times the
-#: least digit height (below that, on an empty page, the "digits" are grid bits).
-BROKEN_SHORT: Final = 0.85
-BROKEN_STACK: Final = 1.15
-BROKEN_MIN: Final = 1.5
 #: A piece of ink that touches the frame's edge is cut by it (see :func:`in_view`) unless it
 #: is at least this share of the frame's height: then the frame is a photo of that digit.
 CUT_OFF_SHARE: Final = 0.5
@@ -82,15 +75,8 @@ def group_digits(pieces: list[Piece], min_height: int, max_height: int) -> list[
     alone = boxes[:, 3] > OVERTALL * typical if typical is not None else np.zeros(len(boxes), bool)
     members = _members(_merge(boxes, alone))
     unions = [_union(boxes[group]) for group in members]
-    keep = [_plausible(box, min_height, max_height) for box in unions]
-    for join in _join_broken(unions, [u[3] for u, ok in zip(unions, keep) if ok], min_height):
-        members[join[0]] = [i for k in join for i in members[k]]
-        unions[join[0]] = _union(np.array([unions[k] for k in join]))
-        keep[join[0]] = _plausible(unions[join[0]], min_height, max_height)
-        for k in join[1:]:
-            keep[k] = False
     return [Group(box=box, pieces=tuple(pieces[i] for i in group))
-            for group, box, ok in zip(members, unions, keep) if ok]
+            for group, box in zip(members, unions) if _plausible(box, min_height, max_height)]
 
 
 def _members(parent: np.ndarray) -> list[list[int]]:
@@ -99,46 +85,6 @@ def _members(parent: np.ndarray) -> list[list[int]]:
     for i, root in enumerate(parent):
         groups.setdefault(int(root), []).append(i)
     return list(groups.values())
-
-
-def _join_broken(unions: list[Box], heights: list[int], min_height: int) -> list[list[int]]:
-    """Groups (their boxes) that are pieces of one broken digit, judged by the frame's own
-    digit height (``heights``: of its plausible groups): lists of two or more indices into
-    ``unions``.
-
-    :func:`_merge` judges a pair of pieces by their own heights, so a digit that came apart
-    in two halves (faint ink mid-stroke, a "3" or a "5" split across) stays apart: together
-    they are twice either's height, as two stacked digits would be. Measured against the
-    median height of the frame's plausible groups (its digits, when it holds three or more),
-    pieces that are both short of it, share their columns and together make at most
-    ``BROKEN_STACK`` of it are one digit. Specks stay out, and so do joins under
-    ``BROKEN_MIN`` times the least digit height (on an empty page the "digits" are grid bits).
-    """
-    typical = typical_height(heights)
-    if typical is None:
-        return []
-    # Only groups short of a digit, and larger than specks, can be pieces of one: few.
-    pick = [k for k, (_, _, w, h) in enumerate(unions)
-            if h < BROKEN_SHORT * typical and max(w, h) >= SPECK_SHARE * typical]
-    if len(pick) < 2:
-        return []
-    b = np.array([unions[k] for k in pick], dtype=np.int64)
-    x0, y0, w = b[:, 0], b[:, 1], b[:, 2]
-    x1, y1 = x0 + w, y0 + b[:, 3]
-    overlap_x = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
-    union_h = np.maximum(y1[:, None], y1[None]) - np.minimum(y0[:, None], y0[None])
-    join = ((overlap_x >= 0.5 * np.minimum(w[:, None], w[None]))
-            & (union_h <= BROKEN_STACK * typical) & (union_h >= BROKEN_MIN * min_height))
-    parent = np.arange(len(pick))
-    top, bottom = y0.copy(), y1.copy()
-    for a, c in np.argwhere(np.triu(join, 1)):
-        ra, rc = _root(parent, int(a)), _root(parent, int(c))
-        t, btm = min(top[ra], top[rc]), max(bottom[ra], bottom[rc])
-        if ra != rc and btm - t <= BROKEN_STACK * typical:  # the whole group, not only the pair
-            parent[rc] = ra
-            top[ra], bottom[ra] = t, btm
-    roots = np.array([_root(parent, i) for i in range(len(pick))])
-    return [[pick[i] for i in group] for group in _members(roots) if len(group) > 1]
 
 
 def group_mask(group: Group, binary: np.ndarray) -> tuple[Box, np.ndarray]:

@@ -156,18 +156,6 @@ def test_a_digit_the_model_doubts_is_read_again_with_a_bolder_pen(shipped_vae, g
     assert not read_four().is_digit
 
 
-def test_a_digit_broken_in_halves_is_read_whole(mnist, monkeypatch):
-    page = paper(clear_digits(mnist, [1, 3, 7, 3]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
-    rows = np.nonzero((page[:, 310:370] < 100).any(axis=1))[0]
-    middle = (rows[0] + rows[-1]) // 2
-    page[middle - 2:middle + 2, 310:370] = 230  # the last "3" broken across its middle
-    found = DigitReader(FakeVAE()).locate(page)
-    assert len(found.boxes) == 4
-    assert found.boxes[-1][3] >= 0.9 * (rows[-1] - rows[0])  # the whole "3", not a half
-    monkeypatch.setattr(segment, "_join_broken", lambda *args: [])
-    assert len(DigitReader(FakeVAE()).locate(page).boxes) == 5  # without the rule: two halves
-
-
 def test_a_digit_that_runs_into_a_long_line_is_read_alone(mnist, monkeypatch):
     page = paper(clear_digits(mnist, [2, 3, 7, 1]), [(100, 200), (170, 200), (240, 200), (310, 200)], 60)
     ink = page[:, 310:370] < 100
