@@ -81,9 +81,10 @@ class Candidates:
     """The image work's result for one frame, in reading order: boxes in frame pixels,
     crops float32 (N, 28, 28), line numbers, heights as read (in pixels of the page turned
     upright and level, where a frame box's height can be a digit's width), whether the ink
-    was light on dark, and whether the candidates lie on their sides (:func:`.orient.sideways`: the page may be a quarter
-    turn off, which only the model can settle), and where the page was turned level, its
-    candidates unturned (``unturned``: the model settles that too)."""
+    was light on dark, and whether the candidates lie on their sides
+    (:func:`.orient.sideways`: the page may be a quarter turn off, which only the model can
+    settle), and where the page was turned level, its candidates unturned (``unturned``:
+    the model settles that too)."""
 
     boxes: list[Box]
     crops: np.ndarray
