@@ -155,8 +155,9 @@ def _tails(values: np.ndarray, qs: tuple[float, ...]) -> float:
     return float(sum(quantiles(values, qs)))
 
 
-def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[int]:
-    """The q-quantiles of a uint8 image, from its histogram (one pass, cheaper than a sort)."""
-    hist = cv2.calcHist([values], [0], None, [256], [0, 256]).ravel()
+def quantiles(values: np.ndarray, qs: tuple[float, ...], mask: np.ndarray | None = None) -> list[int]:
+    """The q-quantiles of a uint8 image (of its pixels where ``mask``, uint8, is not 0), from
+    its histogram (one pass, cheaper than a sort)."""
+    hist = cv2.calcHist([values], [0], mask, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist) / max(float(hist.sum()), 1.0)
     return [int(v) for v in np.searchsorted(cdf, qs)]

@@ -125,7 +125,7 @@ def ink_pixels(contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int
     same, or None; the level that over-large pieces are re-thresholded from, see :func:`_split`)."""
     sample = _sample(contrast)
     threshold = _level(sample)
-    noise = pixel_noise(contrast)
+    noise = pixel_noise(contrast, HYSTERESIS * threshold)
     weak = int(weak_threshold(threshold, noise))
     tiles = tile_thresholds(sample, threshold, contrast.shape)
     if tiles is None:
@@ -168,14 +168,16 @@ def weak_threshold(threshold: int | np.ndarray, noise: float) -> np.ndarray:
     return np.minimum(threshold, np.maximum(HYSTERESIS * threshold, NOISE_LEVELS * noise))
 
 
-def pixel_noise(contrast: np.ndarray) -> float:
+def pixel_noise(contrast: np.ndarray, below: float) -> float:
     """The frame's pixel noise in contrast units: the 90th percentile of each pixel's
-    difference from its 3x3 median (strokes are wider than a pixel, so they barely show),
-    on a sample of rows and columns (``NOISE_SAMPLE`` of each on the shorter side: the
-    noise is the same everywhere, and a sample costs far less)."""
+    difference from its 3x3 median, over the background (pixels under ``below``, the
+    weakest a stroke is followed to), on a sample of rows and columns (``NOISE_SAMPLE`` of
+    each on the shorter side: the noise is the same everywhere, and a sample costs far
+    less). Strokes shrink to single pixels in a sparse sample: counted, they read as noise."""
     step = max(1, min(contrast.shape) // NOISE_SAMPLE)
     sample = np.ascontiguousarray(contrast[::step, ::step]) if step > 1 else contrast
-    return float(quantiles(cv2.absdiff(sample, cv2.medianBlur(sample, 3)), (NOISE_QUANTILE,))[0])
+    background = cv2.compare(sample, below, cv2.CMP_LT)
+    return float(quantiles(cv2.absdiff(sample, cv2.medianBlur(sample, 3)), (NOISE_QUANTILE,), background)[0])
 
 
 def _components(binary: np.ndarray, origin: tuple[int, int], factor: int,

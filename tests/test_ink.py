@@ -38,7 +38,9 @@ def test_a_dim_photo_of_paper_is_still_paper(gen):
         frame = gen.frame(2, index=i).image
         dim = fake.locate((frame * 0.3).astype(np.uint8))
         assert not dim.light_ink, i
-        assert len(dim.boxes) == len(fake.locate(frame).boxes), i
+        # Every candidate of the frame in full light is found (the dim frame's coarser
+        # levels may keep a mark apart that full light's hysteresis joins to grid lines).
+        assert len(dim.boxes) >= len(fake.locate(frame).boxes), i
 
 
 def test_a_fine_pen_on_a_large_dim_photo_is_still_paper():
@@ -288,6 +290,20 @@ def test_hysteresis_does_not_follow_strokes_into_pixel_noise(monkeypatch):
     assert inked == np.count_nonzero(contrast > threshold)  # the noise stops the hysteresis
     monkeypatch.setattr(strokes, "NOISE_LEVELS", 0.0)  # without that: strokes grow into the grain
     assert np.count_nonzero(strokes.find_strokes(contrast, 14, 456).binary) > 1.1 * inked
+
+
+def test_pixel_noise_is_the_papers_not_the_fine_strokes_on_it():
+    # A page dense with fine writing (3 px strokes, a quarter of its pixels) seen through
+    # a sparse sample: each stroke is one sample pixel wide there, far from its 3x3 median.
+    rng = np.random.default_rng(0)
+    grain = np.clip(rng.normal(10, 6, (480, 640)), 0, 255).astype(np.uint8)  # contrast map of grainy paper
+    written = grain.copy()
+    for x in range(0, 640, 12):
+        written[:, x:x + 3] = 120
+    below = strokes.HYSTERESIS * strokes.ink_threshold(written)
+    clean = strokes.pixel_noise(grain, below)
+    assert 0 < clean <= 15
+    assert strokes.pixel_noise(written, below) <= clean + 5  # the writing is not noise (counted: 108)
 
 
 def test_a_digit_crossed_by_an_erased_line_stays_whole(mnist):
