@@ -173,7 +173,8 @@ def pixel_noise(contrast: np.ndarray, below: float) -> float:
     difference from its 3x3 median, over the background (pixels under ``below``, the
     weakest a stroke is followed to), on a sample of rows and columns (``NOISE_SAMPLE`` of
     each on the shorter side: the noise is the same everywhere, and a sample costs far
-    less). Strokes shrink to single pixels in a sparse sample: counted, they read as noise."""
+    less). Strokes shrink to single pixels in a sparse sample: counted, they read as noise.
+    Without background (a frame all ink) it is 256: no paper to follow strokes into."""
     step = max(1, min(contrast.shape) // NOISE_SAMPLE)
     sample = np.ascontiguousarray(contrast[::step, ::step]) if step > 1 else contrast
     background = cv2.compare(sample, below, cv2.CMP_LT)
