@@ -38,10 +38,12 @@ SIDEWAYS: Final = 1.0
 REACH: Final = 2.5
 HEIGHT_RATIO: Final = 1.6
 #: The lines' angle needs at least MIN_LINKS links, AGREE_SHARE of them within AGREE degrees
-#: of their median: scattered digits point every way.
+#: of their median, and more than chance puts there: scattered digits, and the grain of a
+#: cloth beside a page, point every way, and a few of them line up by chance.
 MIN_LINKS: Final = 3
 AGREE: Final = 10.0
-AGREE_SHARE: Final = 0.6
+AGREE_SHARE: Final = 0.45
+CHANCE_SIGMAS: Final = 3.0  # standard deviations over the links a uniform scatter puts within AGREE
 ALIGN: Final = 0.3  # of a digit's height: the centres of one line's digits lie within it of its axis
 CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
 
@@ -74,13 +76,23 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     if len(angles) < MIN_LINKS:
         return None
     middle = float(np.median(angles))
-    if np.count_nonzero(np.abs(angles - middle) <= AGREE) < max(MIN_LINKS, AGREE_SHARE * len(angles)):
+    if np.count_nonzero(np.abs(angles - middle) <= AGREE) < _links_needed(len(angles)):
         return None
     # Two level lines set off by half a digit, or a staircase of marks, link on the slant;
     # a turned page's candidates line up better turned back than as they are.
     if _aligned(cx, cy, shorter, near, middle) < _aligned(cx, cy, shorter, near, 0.0):
         return None
     return middle
+
+
+def _links_needed(links: int) -> float:
+    """How many of ``links`` must lie within ``AGREE`` of their median to make a line:
+    ``AGREE_SHARE`` of them, and ``CHANCE_SIGMAS`` standard deviations more than a uniform
+    scatter of folded links puts there (binomial, each one with the chance 2 AGREE / 90
+    degrees). The second bound holds for a few links, the first for many."""
+    chance = 2.0 * AGREE / 90.0
+    by_chance = links * chance + CHANCE_SIGMAS * math.sqrt(links * chance * (1.0 - chance))
+    return max(MIN_LINKS, AGREE_SHARE * links, by_chance)
 
 
 def _quarter_folded(angles: np.ndarray) -> np.ndarray:
