@@ -43,7 +43,7 @@ HEIGHT_RATIO: Final = 1.6
 MIN_LINKS: Final = 3
 AGREE: Final = 10.0
 AGREE_SHARE: Final = 0.45
-CHANCE_SIGMAS: Final = 3.0  # standard deviations over the links a uniform scatter puts within AGREE
+CHANCE_SIGMAS: Final = 2.5  # standard deviations over the links a uniform scatter puts within AGREE
 ALIGN: Final = 0.3  # of a digit's height: the centres of one line's digits lie within it of its axis
 CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
 

@@ -34,7 +34,7 @@ def test_a_column_of_digits_says_how_far_it_leans(lean):
 def test_no_angle_without_a_line():
     assert orient.line_angle(line_of_boxes(20.0, count=2)) is None  # too few to tell a line
     assert orient.line_angle([]) is None
-    # Scattered digits point every way: few of them line up by chance (13 of these 100
+    # Scattered digits point every way: few of them line up by chance (18 of these 100
     # scatters do; 15 where a share of the links alone decided, 37 at that share's level now).
     given = 0
     for seed in range(100):
@@ -69,8 +69,8 @@ def test_digits_on_their_sides_are_sideways():
 
 
 def test_two_level_lines_set_off_by_half_a_digit_are_not_turned(monkeypatch):
-    top = [(100 + 60 * k, 300, 30, 40) for k in range(6)]
-    bottom = [(130 + 60 * k, 345, 30, 40) for k in range(6)]  # each digit nearest one below
+    top = [(100 + 60 * k, 300, 30, 40) for k in range(5)]
+    bottom = [(130 + 60 * k, 345, 30, 40) for k in range(5)]  # each digit nearest one below
     assert orient.line_angle(top + bottom) is None  # lined up better upright than turned
     monkeypatch.setattr(orient, "_aligned", lambda *args: 0)
     assert orient.line_angle(top + bottom) == pytest.approx(56.3 - 90.0, abs=0.1)  # the links alone slant
@@ -244,15 +244,12 @@ def test_generated_white_digits_on_black_stay_chalk(tmp_path, shipped_folder):
 
 
 def test_a_wrong_turn_is_undone_where_the_model_reads_the_page_better_as_it_is(mnist, shipped_vae, monkeypatch):
-    # A generated ruled page (seed 1, frame 185) with four scattered digits that once lined
-    # up by chance at 34 degrees (too few links for a line now): turned by that, its rules
-    # run on the slant and its digits are lost.
+    # A generated ruled page (seed 1, frame 185) with four scattered digits that line up by
+    # chance at 34 degrees: turned by that, its rules run on the slant and its digits are lost.
     from digitvae.data.frames import FrameGenerator
 
     frame = FrameGenerator(mnist.test_images, mnist.test_labels, seed=1).frame(index=185)
     reader = DigitReader(shipped_vae)
-    assert reader.locate(frame.image).unturned is None  # no line: read as it is
-    monkeypatch.setattr(orient, "level_turn", lambda boxes, shape: orient.Turn(shape, 34.0))
     assert reader.locate(frame.image).unturned is not None  # the image work turned it
     accepted = sorted(d.digit for d in reader.read(frame.image) if d.is_digit)
     assert accepted == sorted(frame.digits)
