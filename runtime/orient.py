@@ -38,7 +38,7 @@ SIDEWAYS: Final = 1.0
 REACH: Final = 2.5
 HEIGHT_RATIO: Final = 1.6
 #: The lines' angle needs at least MIN_LINKS links, AGREE_SHARE of them within AGREE degrees
-#: of their median, and more than chance puts there: scattered digits, and the grain of a
+#: of their middle (:func:`_middle`), and more than chance puts there: scattered digits, and the grain of a
 #: cloth beside a page, point every way, and a few of them line up by chance.
 MIN_LINKS: Final = 3
 AGREE: Final = 10.0
@@ -75,7 +75,7 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     angles = _quarter_folded(np.degrees(np.arctan2(ldy, ldx)))
     if len(angles) < MIN_LINKS:
         return None
-    middle = float(np.median(angles))
+    middle = _middle(angles)
     if np.count_nonzero(np.abs(angles - middle) <= AGREE) < _links_needed(len(angles)):
         return None
     # Two level lines set off by half a digit, or a staircase of marks, link on the slant;
@@ -85,8 +85,16 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     return middle
 
 
+def _middle(angles: np.ndarray) -> float:
+    """The links' median, then the median of those within ``AGREE`` of it: links that point
+    every way (a cloth's grain beside the page) pull the first off the line's angle."""
+    first = float(np.median(angles))
+    near = angles[np.abs(angles - first) <= AGREE]
+    return float(np.median(near)) if len(near) else first
+
+
 def _links_needed(links: int) -> float:
-    """How many of ``links`` must lie within ``AGREE`` of their median to make a line:
+    """How many of ``links`` must lie within ``AGREE`` of their middle to make a line:
     ``AGREE_SHARE`` of them, and ``CHANCE_SIGMAS`` standard deviations more than a uniform
     scatter of folded links puts there (binomial, each one with the chance 2 AGREE / 90
     degrees). The second bound holds for a few links, the first for many."""
