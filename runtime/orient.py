@@ -38,8 +38,8 @@ SIDEWAYS: Final = 1.0
 REACH: Final = 2.5
 HEIGHT_RATIO: Final = 1.6
 #: The lines' angle needs at least MIN_LINKS links, AGREE_SHARE of them within AGREE degrees
-#: of their middle (:func:`_middle`), and more than chance puts there: scattered digits, and the grain of a
-#: cloth beside a page, point every way, and a few of them line up by chance.
+#: of their middle (:func:`_middle`), and more than chance puts there: scattered digits,
+#: and the grain of a cloth beside a page, point every way, and a few line up by chance.
 MIN_LINKS: Final = 3
 AGREE: Final = 10.0
 AGREE_SHARE: Final = 0.45

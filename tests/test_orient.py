@@ -80,7 +80,7 @@ def test_two_level_lines_set_off_by_half_a_digit_are_not_turned(monkeypatch):
 def test_a_grid_beside_the_grain_of_the_cloth_it_lies_on_has_its_angle():
     # A puzzle turned 40 degrees, and beside it candidates in a cloth's grain whose links
     # point every way: under 60% of all links agree, far more than chance puts together.
-    # (With 60% of the links required, 26 of these 40 frames were read unturned.)
+    # (With 60% of the links required, the angle was found in 26 of these 40 frames.)
     found = 0
     for seed in range(40):
         rng = np.random.default_rng(seed)
