@@ -48,7 +48,8 @@ SECOND_LOOK: Final = True
 #: A page whose candidates lie on their sides is read a quarter turn either way as well, and
 #: taken turned where the model reads at least this many times the digit evidence there. A
 #: page turned level is taken unturned after all on the same terms (scattered digits can
-#: line up on a slant by chance, and a wrong turn loses the page).
+#: line up on a slant by chance, and a wrong turn loses the page), and levelled the other
+#: way round, a quarter turn apart, too.
 QUARTER_MARGIN: Final = 1.5
 #: Digits on one page are of a size: a candidate more than this many times as tall as the
 #: median of the digits the model accepts in the frame (where it accepts at least
@@ -93,8 +94,13 @@ class Candidates:
     light_ink: bool
     sideways: bool = False
     #: Where the lines were read turned level (:func:`.orient.level_turn`): the page's
-    #: candidates as it is, for the model to weigh against the turned reading.
+    #: candidates as it is, for the model to weigh against the turned reading ...
     unturned: Candidates | None = None
+    #: ... and turned level the other way, a quarter turn apart (:meth:`.orient.Turn.quarter`):
+    #: lines are found modulo a quarter turn, and the shape of the candidates that chose
+    #: between the two (:func:`.orient.sideways`) is outvoted where a textured surface beside
+    #: the page gives more candidates than the page.
+    crosswise: Candidates | None = None
 
     @classmethod
     def none(cls, light_ink: bool = False) -> Candidates:
@@ -131,10 +137,11 @@ class DigitReader:
         gives []; a frame that is not an image raises ``TypeError``/``ValueError``."""
         found = self.locate(frame)
         probabilities, accepted = self._judge_page(found) if found.boxes else _NOTHING
-        if found.unturned is not None and found.unturned.boxes:  # a wrong turn loses the page: the model checks it
-            unturned = self._judge_page(found.unturned)
-            if _clearer(unturned, (probabilities, accepted)):
-                found, (probabilities, accepted) = found.unturned, unturned
+        for other in (found.crosswise, found.unturned):  # a wrong turn loses the page: the model checks it
+            if other is not None and other.boxes:
+                reading = self._judge_page(other)
+                if _clearer(reading, (probabilities, accepted)):
+                    found, (probabilities, accepted) = other, reading
         if not found.boxes:
             return []
         if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
@@ -171,12 +178,14 @@ class DigitReader:
         as_it_is = _ordered(kept, light, turns, sheet, scale, quarter)
         if turn is None:
             return as_it_is
-        # Lines at a slant: read again with the page turned level.
+        # Lines at a slant: read again with the page turned level, both ways.
         light, kept = self._candidates(turn.apply(gray), light)
+        other = turn.quarter()
+        _, crosswise = self._candidates(other.apply(gray), light)
         if orient.sideways([box for box, _ in kept]):  # level, but the digits on their sides
-            turn = turn.quarter()
-            light, kept = self._candidates(turn.apply(gray), light)
-        return replace(_ordered(kept, light, [turn, *turns], sheet, scale, quarter), unturned=as_it_is)
+            (turn, kept), (other, crosswise) = (other, crosswise), (turn, kept)
+        return replace(_ordered(kept, light, [turn, *turns], sheet, scale, quarter), unturned=as_it_is,
+                       crosswise=_ordered(crosswise, light, [other, *turns], sheet, scale, quarter))
 
     def _candidates(self, gray: np.ndarray,
                     light_ink: bool | None = None) -> tuple[bool, list[tuple[Box, np.ndarray]]]:

@@ -10,7 +10,9 @@ those directions agree, and the page turned by that much lines the candidates up
 well as upright, that is the lines' angle. :class:`Turn` turns the page back by it, onto a
 canvas that keeps every pixel in view, and maps the boxes read there back to the page. Where
 the digits of the page turned level lie on their sides (:func:`sideways`: a line turned past
-45 degrees was taken for a column), it is turned a quarter turn the other way instead.
+45 degrees was taken for a column), it is turned a quarter turn the other way instead; the
+reader's model weighs the page levelled both ways (:mod:`.camera`), as the shapes can be
+outvoted by the grain of a surface beside the page.
 """
 
 from __future__ import annotations

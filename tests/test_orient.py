@@ -147,9 +147,26 @@ def test_a_line_turned_past_45_degrees_is_not_read_as_a_column(mnist, shipped_va
     # Folded, the links of a line rising at 50 degrees (-50) say 40, a column's lean; turned
     # by that, its digits lie on their sides, and the page is turned a quarter the other way.
     frame = paper_turned(mnist, 50.0)
-    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == DIGITS
-    monkeypatch.setattr(orient, "SIDEWAYS", float("inf"))  # never a quarter turn more: misread
-    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] != DIGITS
+    reader = DigitReader(shipped_vae)
+    found = reader.locate(frame)
+    assert found.crosswise is not None and found.crosswise.boxes  # the other levelling, for the model
+    assert [d.digit for d in reader.read(frame) if d.is_digit] == DIGITS
+    monkeypatch.setattr(orient, "SIDEWAYS", float("inf"))  # the shapes never say so ...
+    assert [d.digit for d in reader.read(frame) if d.is_digit] == DIGITS  # ... the model does
+    monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))  # neither: misread
+    assert [d.digit for d in reader.read(frame) if d.is_digit] != DIGITS
+
+
+def test_a_page_levelled_the_wrong_way_round_is_read_the_other_way(mnist, shipped_vae, monkeypatch):
+    # Lines are found modulo a quarter turn: where the candidates' shapes choose the wrong
+    # levelling (a textured surface's grain outvotes the page's digits), the model reads the
+    # page levelled the other way, a quarter turn apart, clearly better.
+    frame = paper_turned(mnist, 40.0)
+    reader = DigitReader(shipped_vae)
+    monkeypatch.setattr(orient, "sideways", lambda boxes: True)  # the shapes' vote, wrong
+    assert [d.digit for d in reader.read(frame) if d.is_digit] == DIGITS
+    monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))  # the model not asked: misread
+    assert [d.digit for d in reader.read(frame) if d.is_digit] != DIGITS
 
 
 def test_a_level_line_is_read_as_it_is(mnist, shipped_vae, monkeypatch):
@@ -190,13 +207,20 @@ def test_a_turned_column_of_digits_is_read_top_to_bottom(mnist, shipped_vae, mon
 def turned_photo(image: np.ndarray, degrees: float) -> np.ndarray:
     """A photo turned on a canvas that keeps it whole; the corners continue it smoothly."""
     h, w = image.shape[:2]
+    matrix, size = turn_matrix((h, w), degrees)
+    turned = cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
+    return np.where(inside[..., None], turned, cv2.GaussianBlur(turned, (0, 0), 0.02 * max(size)))
+
+
+def turn_matrix(shape: tuple[int, int], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The 2x3 map of :func:`turned_photo` from a (h, w) photo to its canvas, and the canvas size."""
+    h, w = shape
     cos, sin = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
     size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
     matrix[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
-    turned = cv2.warpAffine(image, matrix, size, borderMode=cv2.BORDER_REPLICATE)
-    inside = cv2.warpAffine(np.ones((h, w), np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
-    return np.where(inside[..., None], turned, cv2.GaussianBlur(turned, (0, 0), 0.02 * max(size)))
+    return matrix, size
 
 
 def rows_read(reader: DigitReader, frame: np.ndarray) -> list[str]:
@@ -280,3 +304,32 @@ def test_a_turn_that_leaves_no_candidate_is_undone_too(mnist, shipped_vae, monke
     assert [d.digit for d in reader.read(frame) if d.is_digit] == DIGITS
     monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))
     assert reader.read(frame) == []
+
+
+def test_a_real_puzzle_beside_a_cloth_turned_45_degrees_is_read_the_right_way_round(shipped_vae, monkeypatch):
+    # A committed MIT-licensed phone photo (tests/data/cloth_beside: train split) of a puzzle
+    # on a cloth. Turned 45 degrees, its grid's lines are found, but the page levelled by
+    # them has more candidates in the cloth's grain than digits, and their shapes say the
+    # digits stand upright where they lie on their sides: the model reads the page
+    # levelled the other way round, a quarter turn apart, and takes that.
+    from conftest import REPO
+    from digitvae.data import realdata
+
+    grid = realdata.load(REPO / "tests/data/cloth_beside").grids[0]
+    photo = realdata.read_image(grid.path)
+    matrix, _ = turn_matrix(photo.shape[:2], 45.0)
+    corners = cv2.transform(grid.corners.reshape(-1, 1, 2).astype(np.float32), matrix).reshape(-1, 2)
+    to_cells = cv2.getPerspectiveTransform(corners, np.float32([[0, 0], [9, 0], [9, 9], [0, 9]]))
+    labels = {(cell.row, cell.col): cell.label for cell in grid.cells if cell.label is not None}
+    frame = turned_photo(photo, 45.0)
+    def cells_right() -> int:
+        right = 0
+        for d in DigitReader(shipped_vae).read(frame):
+            x, y, w, h = d.box
+            gx, gy = cv2.perspectiveTransform(np.float32([[[x + w / 2, y + h / 2]]]), to_cells)[0, 0]
+            right += d.is_digit and labels.get((int(np.floor(gy)), int(np.floor(gx)))) == d.digit
+        return right
+
+    assert len(labels) == 41 and cells_right() >= 37
+    monkeypatch.setattr(camera, "QUARTER_MARGIN", float("inf"))  # the shapes' choice kept: the page is lost
+    assert cells_right() <= 5
