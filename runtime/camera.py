@@ -51,6 +51,10 @@ SECOND_LOOK: Final = True
 #: line up on a slant by chance, and a wrong turn loses the page), and levelled the other
 #: way round, a quarter turn apart, too.
 QUARTER_MARGIN: Final = 1.5
+#: ... and so is a page whose candidates the model mostly rejects (it accepts under this
+#: share of them): digits on their sides are mostly rejected, and where a textured surface
+#: beside the page gives more candidates than the page, their shapes do not say sideways.
+POOR_SHARE: Final = 0.5
 #: Digits on one page are of a size: a candidate more than this many times as tall as the
 #: median of the digits the model accepts in the frame (where it accepts at least
 #: ``strokes.TYPICAL_COUNT``) is a sheet's edge, a box or a grid's frame, not a digit ...
@@ -144,7 +148,7 @@ class DigitReader:
                     found, (probabilities, accepted) = other, reading
         if not found.boxes:
             return []
-        if found.sideways:  # the page read a quarter turn either way too: the model's reading decides
+        if found.sideways or _poorly_read(accepted):  # read a quarter turn either way too: the model decides
             turned = [(other, self._judge_page(other)) for other in (self.locate(frame, q) for q in (1, -1))
                       if other.boxes]
             best = max(turned, key=lambda pair: _evidence(*pair[1]), default=None)
@@ -289,6 +293,12 @@ def _clearer(other: tuple[np.ndarray, np.ndarray], first: tuple[np.ndarray, np.n
     turn the page)?"""
     return (int(other[1].sum()) >= orient.MIN_LINKS
             and _evidence(*other) > QUARTER_MARGIN * _evidence(*first))
+
+
+def _poorly_read(accepted: np.ndarray) -> bool:
+    """Does the model accept under ``POOR_SHARE`` of a page's candidates (at least
+    ``orient.MIN_LINKS`` of them)? Then the page may lie on its side, whatever their shapes say."""
+    return len(accepted) >= orient.MIN_LINKS and float(accepted.mean()) < POOR_SHARE
 
 
 def _evidence(probabilities: np.ndarray, accepted: np.ndarray) -> float:
