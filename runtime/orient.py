@@ -7,7 +7,8 @@ line are each other's nearest neighbours: :func:`line_angle` takes the direction
 candidate to its nearest neighbour of about its height, modulo a quarter turn (a link down a
 column says how far the column leans, so a grid's rows and columns agree), and where most of
 those directions agree, and the page turned by that much lines the candidates up at least as
-well as upright, that is the lines' angle. :class:`Turn` turns the page back by it, onto a
+well as upright, that is the lines' angle; where they are too far apart to link (a strip
+with wide gaps), the axis that all the centres of a size lie on is. :class:`Turn` turns the page back by it, onto a
 canvas that keeps every pixel in view, and maps the boxes read there back to the page. Where
 the digits of the page turned level lie on their sides (:func:`sideways`: a line turned past
 45 degrees was taken for a column), it is turned a quarter turn the other way instead; the
@@ -47,6 +48,13 @@ AGREE: Final = 10.0
 AGREE_SHARE: Final = 0.45
 CHANCE_SIGMAS: Final = 2.5  # standard deviations over the links a uniform scatter puts within AGREE
 ALIGN: Final = 0.3  # of a digit's height: the centres of one line's digits lie within it of its axis
+#: Digits spaced too widely to link (a strip with gaps between its digits) still make a line
+#: where the centres of all those of about the same height lie within ALIGN of one axis,
+#: none more than SPREAD of their median height from the next along it.
+SPREAD: Final = 2.0 * REACH
+#: ... at least this many of them: where such a line is wrong (two digits and a mark, lined
+#: up by chance), the model can undo the turn only on a page that holds MIN_LINKS digits.
+MIN_LINE: Final = MIN_LINKS + 1
 CORNER_BLUR: Final = 8  # the opened corners are the canvas at 1/8 size, blurred: smooth paper
 
 
@@ -66,6 +74,12 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
         return None
     x, y, w, h = np.asarray(boxes, np.float64).T
     cx, cy = x + w / 2, y + h / 2
+    linked_angle = _linked_angle(cx, cy, h)
+    return linked_angle if linked_angle is not None else _one_line(cx, cy, h)
+
+
+def _linked_angle(cx: np.ndarray, cy: np.ndarray, h: np.ndarray) -> float | None:
+    """:func:`line_angle` from the candidates' links to their nearest neighbours."""
     dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]
     distance = np.hypot(dx, dy)
     taller, shorter = np.maximum(h[:, None], h[None, :]), np.minimum(h[:, None], h[None, :])
@@ -85,6 +99,24 @@ def line_angle(boxes: Sequence[Box]) -> float | None:
     if _aligned(cx, cy, shorter, near, middle) < _aligned(cx, cy, shorter, near, 0.0):
         return None
     return middle
+
+
+def _one_line(cx: np.ndarray, cy: np.ndarray, h: np.ndarray) -> float | None:
+    """The angle of the one line that the candidates of about their median height lie on
+    (within ``HEIGHT_RATIO`` of it; marks of other sizes are no digits of the line): at least
+    ``MIN_LINE`` of them, every centre within ``ALIGN`` of its axis, at most ``SPREAD`` from
+    the next along it; folded to a quarter turn as the links are. None where they make no line."""
+    typical = float(np.median(h))
+    of_size = (h <= HEIGHT_RATIO * typical) & (h >= typical / HEIGHT_RATIO)
+    if np.count_nonzero(of_size) < MIN_LINE:
+        return None
+    centres = np.stack([cx[of_size], cy[of_size]], axis=1)
+    centres -= centres.mean(axis=0)
+    _, _, axes = np.linalg.svd(centres, full_matrices=False)  # rows: along the line, across it
+    along, across = centres @ axes[0], centres @ axes[1]
+    if np.abs(across).max() > ALIGN * typical or np.diff(np.sort(along)).max() > SPREAD * typical:
+        return None
+    return float(_quarter_folded(np.degrees(np.arctan2([axes[0][1]], [axes[0][0]])))[0])
 
 
 def _middle(angles: np.ndarray) -> float:

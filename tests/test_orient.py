@@ -15,9 +15,10 @@ from digitvae.runtime.camera import DigitReader  # noqa: E402
 from test_page import DIGITS, sheet  # noqa: E402
 
 
-def line_of_boxes(angle: float, count: int = 5, height: int = 60) -> list[tuple[int, int, int, int]]:
-    """Boxes of ``count`` digits whose centres run along a line at ``angle`` degrees."""
-    step, a = 75.0, np.radians(angle)
+def line_of_boxes(angle: float, count: int = 5, height: int = 60,
+                  step: float = 75.0) -> list[tuple[int, int, int, int]]:
+    """Boxes of ``count`` digits whose centres run along a line at ``angle`` degrees, ``step`` apart."""
+    a = np.radians(angle)
     centres = [(300 + k * step * np.cos(a), 300 + k * step * np.sin(a)) for k in range(count)]
     return [(int(cx - 25), int(cy - height / 2), 50, height) for cx, cy in centres]
 
@@ -31,6 +32,24 @@ def test_the_angle_of_a_line_of_digits(angle):
 def test_a_column_of_digits_says_how_far_it_leans(lean):
     column = line_of_boxes(90.0 + lean)  # a list written down the page, turned by ``lean``
     assert orient.line_angle(column) == pytest.approx(lean, abs=1.5)
+
+
+@pytest.mark.parametrize("angle", [-40.0, 25.0, 38.0])
+def test_the_angle_of_a_line_of_digits_too_far_apart_to_link(angle):
+    # A strip with wide gaps between its digits (3 heights apart: no digit links to the
+    # next), and two small marks beside it, of another size: the one line of its digits.
+    spaced = line_of_boxes(angle, count=4, step=180.0)
+    assert orient._linked_angle(*_centres_and_heights(spaced)) is None
+    marks = [(320, 420, 12, 12), (520, 200, 10, 14)]
+    assert orient.line_angle(spaced + marks) == pytest.approx(angle, abs=1.5)
+    bent = spaced[:3] + [(spaced[3][0], spaced[3][1] + 60, 50, 60)]  # the last one off the line
+    assert orient.line_angle(bent) is None
+    assert orient.line_angle(line_of_boxes(angle, count=4, step=400.0)) is None  # no line that far apart
+
+
+def _centres_and_heights(boxes: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y, w, h = np.asarray(boxes, np.float64).T
+    return x + w / 2, y + h / 2, h
 
 
 def test_no_angle_without_a_line():
@@ -203,6 +222,26 @@ def test_a_turned_column_of_digits_is_read_top_to_bottom(mnist, shipped_vae, mon
     assert [d.digit for d in detections] == labels
     assert [d.line for d in detections] == list(range(len(labels)))  # one digit a line, top to bottom
     monkeypatch.setattr(orient, "MIN_TURN", 90.0)
+    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] != labels
+
+
+def spaced_line_turned(mnist, labels: list[int], angle: float, step: int = 170) -> np.ndarray:
+    """``labels`` written ``step`` pixels apart (digits 60 px tall: too far apart to link)
+    along a line on paper that fills a 480x640 frame, turned."""
+    big = np.full((1000, 1100), 235, np.uint8)
+    left = 550 - step * (len(labels) - 1) // 2 - 30
+    for k, digit in enumerate(labels):
+        big[470:530, left + step * k:left + step * k + 60] = sheet(mnist, [digit], (200, 420))[70:130, 30:90]
+    matrix = cv2.getRotationMatrix2D((550, 500), angle, 1.0)
+    return cv2.warpAffine(big, matrix, (1100, 1000), borderMode=cv2.BORDER_REPLICATE)[260:740, 230:870]
+
+
+@pytest.mark.parametrize("angle", [35.0, -40.0])
+def test_a_turned_line_of_digits_far_apart_is_read_along_it(mnist, shipped_vae, monkeypatch, angle):
+    labels = [2, 7, 1, 8]
+    frame = spaced_line_turned(mnist, labels, angle)
+    assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] == labels
+    monkeypatch.setattr(orient, "SPREAD", 0.0)  # the links alone: no line found, misread
     assert [d.digit for d in DigitReader(shipped_vae).read(frame) if d.is_digit] != labels
 
 
