@@ -27,7 +27,7 @@ from typing import Final
 import numpy as np
 
 from .optional import require
-from .order import Box
+from .order import Box, median
 
 cv2 = require("cv2", "reading turned lines of digits")
 
@@ -104,19 +104,21 @@ def _linked_angle(cx: np.ndarray, cy: np.ndarray, h: np.ndarray) -> float | None
 def _one_line(cx: np.ndarray, cy: np.ndarray, h: np.ndarray) -> float | None:
     """The angle of the one line that the candidates of about their median height lie on
     (within ``HEIGHT_RATIO`` of it; marks of other sizes are no digits of the line): at least
-    ``MIN_LINE`` of them, every centre within ``ALIGN`` of its axis, at most ``SPREAD`` from
-    the next along it; folded to a quarter turn as the links are. None where they make no line."""
-    typical = float(np.median(h))
+    ``MIN_LINE`` of them, every centre within ``ALIGN`` of its axis (their principal axis),
+    at most ``SPREAD`` from the next along it; folded to a quarter turn as the links are.
+    None where they make no line."""
+    typical = median(h.tolist())
     of_size = (h <= HEIGHT_RATIO * typical) & (h >= typical / HEIGHT_RATIO)
     if np.count_nonzero(of_size) < MIN_LINE:
         return None
-    centres = np.stack([cx[of_size], cy[of_size]], axis=1)
-    centres -= centres.mean(axis=0)
-    _, _, axes = np.linalg.svd(centres, full_matrices=False)  # rows: along the line, across it
-    along, across = centres @ axes[0], centres @ axes[1]
+    x, y = cx[of_size] - cx[of_size].mean(), cy[of_size] - cy[of_size].mean()
+    # The principal axis of the centres, in closed form for two dimensions.
+    axis = 0.5 * math.atan2(2.0 * float(x @ y), float(x @ x - y @ y))
+    cos, sin = math.cos(axis), math.sin(axis)
+    along, across = x * cos + y * sin, y * cos - x * sin
     if np.abs(across).max() > ALIGN * typical or np.diff(np.sort(along)).max() > SPREAD * typical:
         return None
-    return float(_quarter_folded(np.degrees(np.arctan2([axes[0][1]], [axes[0][0]])))[0])
+    return float(_quarter_folded(np.array([math.degrees(axis)]))[0])
 
 
 def _middle(angles: np.ndarray) -> float:
