@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import demo, spec
+from . import demo, sources, spec
 from .command import Command
 from .errors import DigitVAEError
 from .pictures import tile, write_png
@@ -50,14 +50,12 @@ def image_files(paths: list[str]) -> list[Path]:
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """Read an image file as a camera frame would arrive (BGR or gray uint8)."""
-    from .optional import require
-
-    cv2 = require("cv2", "reading image files")
+    """Read an image file as a camera frame would arrive (BGR or gray, alpha kept), turned
+    upright by its EXIF orientation (see :func:`.sources.read_image`)."""
     if not path.is_file():
         raise DigitVAEError(f"{path}: no such file")
-    frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if frame is None or frame.size == 0:
+    frame = sources.read_image(path)
+    if frame is None:
         raise DigitVAEError(f"{path}: not an image OpenCV can read (expected PNG, JPEG, BMP, TIFF, ...)")
     return frame
 

@@ -339,11 +339,30 @@ def _capture_fps(capture: Any, default: float) -> float:
     return fps if 1.0 <= fps <= 240.0 else default
 
 
+#: The first bytes of a JPEG file: a JPEG has no alpha channel to keep.
+JPEG_MAGIC: Final = b"\xff\xd8"
+
+
 def read_image(path: Path) -> np.ndarray | None:
-    """An image file as a frame (any depth, alpha kept), or None if unreadable."""
-    cv2 = _cv2()
+    """An image file as a frame (any depth), or None if unreadable: turned upright by its
+    EXIF orientation, as image viewers show it (a phone's portrait photo is stored on its
+    side, with a tag that says so). An alpha channel is kept where there is one; OpenCV
+    turns no image it reads with alpha, but such files are drawings, seldom tagged."""
+    cv2 = require("cv2", "reading image files")
     try:
-        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        frame = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)  # EXIF applied
+        if frame is not None and not _is_jpeg(path):
+            with_alpha = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # EXIF ignored
+            if with_alpha is not None and with_alpha.ndim == 3 and with_alpha.shape[2] == 4:
+                frame = with_alpha
     except cv2.error:
         return None
     return frame if frame is not None and frame.size else None
+
+
+def _is_jpeg(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(JPEG_MAGIC)) == JPEG_MAGIC
+    except OSError:
+        return False

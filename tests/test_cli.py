@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import struct
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
 
 cv2 = pytest.importorskip("cv2")
+
+from digitvae.runtime.commands import read_frame  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,35 @@ def test_classify_reads_digit_photos(digit_files, mnist):
     assert [r["digits"][0]["digit"] for r in read] == [int(d) for d in mnist.test_labels[:5]]
     plain = run_cli("classify", str(digit_files[0].parent)).stdout
     assert plain.count(".png:") == 5
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG file with an EXIF block (APP1) holding one tag: its orientation."""
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)  # tag, SHORT, one value, the value
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + struct.pack("<I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def test_a_phone_photo_stored_on_its_side_is_read_upright(digit_files, tmp_path):
+    # A phone stores a portrait photo as the sensor saw it, a quarter turn off, with an EXIF
+    # tag (orientation 6: turn it clockwise to show it); viewers, and the photos' labels, show it upright.
+    upright = cv2.imread(str(digit_files[0]), cv2.IMREAD_GRAYSCALE)
+    wide = np.hstack([upright, np.full((upright.shape[0], 40), 255, np.uint8), upright])  # two digits, side by side
+    stored = np.ascontiguousarray(np.rot90(wide))  # a quarter turn counter-clockwise
+    path = tmp_path / "portrait.jpg"
+    path.write_bytes(with_exif_orientation(cv2.imencode(".jpg", stored)[1].tobytes(), 6))
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape == stored.shape  # as stored, on its side
+    frame = read_frame(path)
+    assert frame.shape[:2] == wide.shape
+    assert np.abs(frame.astype(int).reshape(wide.shape) - wide).mean() < 4  # JPEG's loss only
+    read = json.loads(run_cli("classify", "--json", str(path)).stdout)[0]["digits"]
+    assert [d["box"][1] < wide.shape[0] and d["box"][0] + d["box"][2] <= wide.shape[1] for d in read] == [True, True]
+    # A PNG keeps its alpha channel (ink on a transparent background).
+    bgra = np.zeros(wide.shape + (4,), np.uint8)
+    bgra[:, :, 3] = 255 - wide
+    cv2.imwrite(str(tmp_path / "ink.png"), bgra)
+    assert read_frame(tmp_path / "ink.png").shape == bgra.shape
 
 
 def test_unreadable_files_are_reported_and_the_rest_still_read(digit_files, tmp_path):
