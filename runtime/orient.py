@@ -8,12 +8,12 @@ candidate to its nearest neighbour of about its height, modulo a quarter turn (a
 column says how far the column leans, so a grid's rows and columns agree), and where most of
 those directions agree, and the page turned by that much lines the candidates up at least as
 well as upright, that is the lines' angle; where they are too far apart to link (a strip
-with wide gaps), the axis that all the centres of a size lie on is. :class:`Turn` turns the page back by it, onto a
-canvas that keeps every pixel in view, and maps the boxes read there back to the page. Where
-the digits of the page turned level lie on their sides (:func:`sideways`: a line turned past
-45 degrees was taken for a column), it is turned a quarter turn the other way instead; the
-reader's model weighs the page levelled both ways (:mod:`.camera`), as the shapes can be
-outvoted by the grain of a surface beside the page.
+with wide gaps), the axis that all the centres of a size lie on is. :class:`Turn` turns the
+page back by it, onto a canvas that keeps every pixel in view, and maps the boxes read there
+back to the page. Where the digits of the page turned level lie on their sides
+(:func:`sideways`: a line turned past 45 degrees was taken for a column), it is turned a
+quarter turn the other way instead; the reader's model weighs the page levelled both ways
+(:mod:`.camera`), as the shapes can be outvoted by the grain of a surface beside the page.
 """
 
 from __future__ import annotations
